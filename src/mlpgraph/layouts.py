@@ -25,8 +25,9 @@ class SkeletonLayout:
     def __post_init__(self) -> None:
         if len(self.joint_names) != len(self.parents):
             raise ValueError(f"layout {self.name}: {len(self.joint_names)} names, {len(self.parents)} parents")
-        if self.parents[0] != -1 or any(not 0 <= p < i for i, p in enumerate(self.parents) if i > 0):
-            raise ValueError(f"layout {self.name}: parents must be topologically ordered with root 0")
+        roots = [i for i, p in enumerate(self.parents) if p == -1]
+        if len(roots) != 1 or any(not -1 <= p < len(self.parents) for p in self.parents):
+            raise ValueError(f"layout {self.name}: parents must form one tree with a single root")
 
     @property
     def num_joints(self) -> int:
@@ -34,7 +35,7 @@ class SkeletonLayout:
 
     @property
     def root(self) -> int:
-        return 0
+        return self.parents.index(-1)
 
     def index(self, name: str) -> int:
         """Index of the joint called ``name``."""
@@ -140,12 +141,25 @@ H36M32 = SkeletonLayout(
              12, 24, 25, 26, 27, 28, 27, 30),
 )  # fmt: skip
 
-LAYOUTS: dict[str, SkeletonLayout] = {lay.name: lay for lay in (H36M16, H36M17, H36M32)}
+# MPI-INF-3DHP's 17-joint test order (P-STMO's data_test_3dhp.npz): joint names follow h36m17's,
+# so h36m17/h36m16 are name-based subsets of it. 3DHP's "neck" (1) is h36m17's thorax and its
+# "head" (16) is h36m17's neck/nose; 3DHP's head top (0) is h36m17's head.
+MPI3DHP17 = SkeletonLayout(
+    name="mpi3dhp17",
+    joint_names=(
+        "head", "thorax", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder",
+        "left_elbow", "left_wrist", "right_hip", "right_knee", "right_ankle", "left_hip",
+        "left_knee", "left_ankle", "pelvis", "spine", "neck",
+    ),
+    parents=(16, 15, 1, 2, 3, 1, 5, 6, 14, 8, 9, 14, 11, 12, -1, 14, 1),
+)  # fmt: skip
+
+LAYOUTS: dict[str, SkeletonLayout] = {lay.name: lay for lay in (H36M16, H36M17, H36M32, MPI3DHP17)}
 MODEL_LAYOUTS = ("h36m16", "h36m17")
 
 
 def get_layout(name: str) -> SkeletonLayout:
-    """The layout called ``name`` (``h36m16``, ``h36m17`` or the raw ``h36m32``)."""
+    """The layout called ``name`` (``h36m16``, ``h36m17``, the raw ``h36m32`` or ``mpi3dhp17``)."""
     try:
         return LAYOUTS[name]
     except KeyError:
@@ -154,7 +168,7 @@ def get_layout(name: str) -> SkeletonLayout:
 
 def layout_for_joint_count(num_joints: int, where: str = "input") -> SkeletonLayout:
     """The Human3.6M layout with ``num_joints`` joints (16, 17 or 32)."""
-    for lay in LAYOUTS.values():
+    for lay in (H36M16, H36M17, H36M32):
         if lay.num_joints == num_joints:
             return lay
     raise UserInputError(f"{where}: {num_joints} joints matches no known layout (expected 16, 17 or 32)")
