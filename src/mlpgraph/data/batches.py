@@ -1,0 +1,330 @@
+"""In-memory batches for training and evaluation: temporal windows by index arithmetic.
+
+Whole arrays live in memory (or on the GPU); a batch of T-frame windows (T = 2 * pad + 1) is one
+vectorised gather ``poses_2d[clamp(idx[:, None] + arange(-pad, pad + 1))]``, clamped per row to
+the target's own sequence so that windows repeat the edge frame instead of crossing into a
+neighbouring sequence. No window is ever materialised for the whole data set (243 frames x 1.5 M
+samples would not fit in memory) and no per-sample Python code runs. See
+``design/pipeline.md`` ("Speed and memory") and :mod:`mlpgraph.data.schema` for the file contract.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mlpgraph.data import schema
+from mlpgraph.errors import UserInputError
+from mlpgraph.layouts import get_layout
+
+
+def gather_windows(
+    poses: torch.Tensor,
+    seq_start: torch.Tensor,
+    seq_end: torch.Tensor,
+    indices: torch.Tensor,
+    pad: int,
+) -> torch.Tensor:
+    """Windows of ``2 * pad + 1`` frames centred on ``indices``, edge-padded within each sequence.
+
+    ``poses`` is (N, ...) in sequence order (typically (N, J, 2)); ``seq_start`` / ``seq_end`` (N,)
+    give each sample's sequence as a half-open index range. Returns (B, T, ...). Frames before the
+    start or after the end of the target's sequence repeat its first or last frame.
+    """
+    if pad < 0:
+        raise ValueError(f"pad must be >= 0, got {pad}")
+    indices = indices.to(device=poses.device, dtype=torch.long)
+    offsets = torch.arange(-pad, pad + 1, device=poses.device)
+    lo = seq_start[indices].unsqueeze(1)
+    hi = seq_end[indices].unsqueeze(1) - 1
+    frame_idx = torch.clamp(indices.unsqueeze(1) + offsets, min=lo, max=hi)
+    return poses[frame_idx]
+
+
+def flip_poses(poses: torch.Tensor, flip_permutation: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """Horizontal flip of 2D or 3D poses (..., J, C): negate x and swap left and right joints.
+
+    ``flip_permutation`` is the layout's ``SkeletonLayout.flip_permutation``. An involution:
+    flipping twice gives the input back.
+    """
+    perm = torch.as_tensor(flip_permutation, dtype=torch.long, device=poses.device)
+    sign = torch.ones(poses.shape[-1], dtype=poses.dtype, device=poses.device)
+    sign[0] = -1
+    return poses.index_select(-2, perm) * sign
+
+
+def sequence_bounds(sequences: np.ndarray, sequence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sample (start, end) sample indices of each sample's sequence, checked for contiguity.
+
+    ``sequences`` is the (S, 2) (start, length) table, ``sequence`` the (N,) row per sample.
+    Raises :class:`UserInputError` when a sample lies outside its sequence's index range, which
+    would let windows cross sequences.
+    """
+    sequences = np.asarray(sequences, dtype=np.int64).reshape(-1, 2)
+    sequence = np.asarray(sequence, dtype=np.int64)
+    n = len(sequence)
+    if n and (sequence.min() < 0 or sequence.max() >= len(sequences)):
+        raise UserInputError("sequence ids out of range of the sequences table")
+    start = sequences[sequence, 0]
+    end = start + sequences[sequence, 1]
+    position = np.arange(n, dtype=np.int64)
+    if int(sequences[:, 1].sum()) != n or np.any(position < start) or np.any(position >= end):
+        raise UserInputError(
+            "samples are not in sequence order: "
+            "a sample lies outside its sequence's (start, length)"
+        )
+    return start, end
+
+
+@dataclass
+class PoseArrays:
+    """One split's samples held in memory (or on a device), with batch construction by index.
+
+    Per-sample tensors are in sequence order; ``seq_start`` / ``seq_end`` give each sample's
+    sequence as a half-open index range into these tensors. ``sequence`` indexes ``sequences``
+    (this object's own, renumbered after subject selection).
+    """
+
+    poses_2d: torch.Tensor
+    poses_3d: torch.Tensor
+    seq_start: torch.Tensor
+    seq_end: torch.Tensor
+    sequences: torch.Tensor
+    sequence: torch.Tensor
+    layout: str = "h36m16"
+    meta: dict[str, torch.Tensor] = field(default_factory=dict)
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_samples(self) -> int:
+        return int(self.poses_2d.shape[0])
+
+    @property
+    def num_joints(self) -> int:
+        return int(self.poses_2d.shape[1])
+
+    @property
+    def device(self) -> torch.device:
+        return self.poses_2d.device
+
+    @property
+    def flip_permutation(self) -> np.ndarray:
+        return get_layout(self.layout).flip_permutation
+
+    @classmethod
+    def from_numpy(
+        cls,
+        poses_2d: np.ndarray,
+        poses_3d: np.ndarray,
+        sequences: np.ndarray,
+        sequence: np.ndarray | None = None,
+        layout: str = "h36m16",
+        device: str | torch.device = "cpu",
+        meta: dict[str, np.ndarray] | None = None,
+        attrs: dict[str, Any] | None = None,
+    ) -> PoseArrays:
+        """Build from in-memory arrays; ``sequence`` defaults to each sample's ``sequences`` row."""
+        sequences = np.asarray(sequences, dtype=np.int64).reshape(-1, 2)
+        if sequence is None:
+            sequence = np.repeat(np.arange(len(sequences)), sequences[:, 1])
+        if len(poses_2d) != len(poses_3d) or len(poses_2d) != len(sequence):
+            raise UserInputError(
+                f"per-sample arrays disagree in length: poses_2d {len(poses_2d)}, "
+                f"poses_3d {len(poses_3d)}, sequence {len(sequence)}"
+            )
+        if poses_2d.shape[1] != get_layout(layout).num_joints:
+            raise UserInputError(
+                f"layout {layout} has {get_layout(layout).num_joints} joints, "
+                f"the poses have {poses_2d.shape[1]}"
+            )
+        start, end = sequence_bounds(sequences, sequence)
+
+        def to_dev(array: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(array)).to(device=device, dtype=dtype)
+
+        return cls(
+            poses_2d=to_dev(poses_2d, torch.float32),
+            poses_3d=to_dev(poses_3d, torch.float32),
+            seq_start=to_dev(start, torch.long),
+            seq_end=to_dev(end, torch.long),
+            sequences=to_dev(sequences, torch.long),
+            sequence=to_dev(sequence, torch.long),
+            layout=layout,
+            meta={key: to_dev(value, _torch_dtype(value)) for key, value in (meta or {}).items()},
+            attrs=dict(attrs or {}),
+        )
+
+    @classmethod
+    def from_processed(
+        cls,
+        path: str | os.PathLike[str],
+        subjects: Sequence[str] | None = None,
+        device: str | torch.device = "cpu",
+    ) -> PoseArrays:
+        """Load a processed HDF5 file (:mod:`mlpgraph.data.schema`), keeping ``subjects`` only.
+
+        Each dataset is read whole, once; subject selection keeps whole sequences (a sequence
+        belongs to one subject), so they stay contiguous, and the sequence table is renumbered.
+        ``meta`` holds ``root_3d``, ``subject``, ``action``, ``family``, ``camera``, ``frame`` for
+        the kept samples and ``intrinsics`` per kept sequence; ``attrs`` the file's attributes.
+        """
+        import h5py
+
+        path = Path(path)
+        if not path.is_file():
+            raise UserInputError(f"{path}: processed file not found")
+        with h5py.File(path, "r") as h5:
+            attrs = {key: _decode_attr(value) for key, value in h5.attrs.items()}
+            if not attrs.get("complete", False):
+                raise UserInputError(f"{path}: incomplete processed file (no 'complete' attribute)")
+            missing = [n for n in (*schema.PER_SAMPLE_DATASETS, schema.SEQUENCES) if n not in h5]
+            if missing:
+                raise UserInputError(f"{path}: missing datasets {missing}")
+            data = {name: h5[name][()] for name in (*schema.PER_SAMPLE_DATASETS, schema.SEQUENCES)}
+            intrinsics = h5[schema.INTRINSICS][()] if schema.INTRINSICS in h5 else None
+        sequences = np.asarray(data[schema.SEQUENCES], dtype=np.int64).reshape(-1, 2)
+        sequence = np.asarray(data[schema.SEQUENCE], dtype=np.int64)
+        try:
+            sequence_bounds(sequences, sequence)
+        except UserInputError as exc:
+            raise UserInputError(f"{path}: {exc}") from None
+
+        if subjects is not None:
+            names = list(attrs.get("subjects", []))
+            unknown = [s for s in subjects if s not in names]
+            if unknown:
+                raise UserInputError(f"{path}: unknown subjects {unknown}; the file has {names}")
+            keep = np.isin(data[schema.SUBJECT], [names.index(s) for s in subjects])
+            sequences, sequence, kept_rows = _subset_sequences(sequences, sequence, keep)
+            data = {name: value[keep] for name, value in data.items() if name != schema.SEQUENCES}
+            if intrinsics is not None:
+                intrinsics = intrinsics[kept_rows]
+            attrs["selected_subjects"] = list(subjects)
+        meta = {
+            name: data[name]
+            for name in (schema.ROOT_3D, schema.SUBJECT, schema.ACTION, schema.FAMILY,
+                         schema.CAMERA, schema.FRAME)
+        }  # fmt: skip
+        if intrinsics is not None:
+            meta[schema.INTRINSICS] = intrinsics
+        layout = str(attrs.get("layout", "h36m16"))
+        return cls.from_numpy(
+            data[schema.POSES_2D],
+            data[schema.POSES_3D],
+            sequences,
+            sequence,
+            layout=layout,
+            device=device,
+            meta=meta,
+            attrs=attrs,
+        )
+
+    def to(self, device: str | torch.device) -> PoseArrays:
+        """A copy with every tensor on ``device``."""
+        return PoseArrays(
+            poses_2d=self.poses_2d.to(device),
+            poses_3d=self.poses_3d.to(device),
+            seq_start=self.seq_start.to(device),
+            seq_end=self.seq_end.to(device),
+            sequences=self.sequences.to(device),
+            sequence=self.sequence.to(device),
+            layout=self.layout,
+            meta={key: value.to(device) for key, value in self.meta.items()},
+            attrs=dict(self.attrs),
+        )
+
+    def windows(self, indices: torch.Tensor, pad: int) -> torch.Tensor:
+        """(B, 2 * pad + 1, J, 2) input windows centred on ``indices``."""
+        return gather_windows(self.poses_2d, self.seq_start, self.seq_end, indices, pad)
+
+    def batch(
+        self, indices: torch.Tensor, pad: int, flip: bool | torch.Tensor = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(windows (B, T, J, 2), targets (B, J, 3)) for ``indices``.
+
+        ``flip`` True flips every sample horizontally (test-time augmentation); a (B,) bool tensor
+        flips the samples where it is True (random flip augmentation in training).
+        """
+        indices = indices.to(device=self.device, dtype=torch.long)
+        windows = self.windows(indices, pad)
+        targets = self.poses_3d[indices]
+        if isinstance(flip, torch.Tensor):
+            mask = flip.to(device=self.device, dtype=torch.bool)
+            perm = self.flip_permutation
+            windows = torch.where(mask[:, None, None, None], flip_poses(windows, perm), windows)
+            targets = torch.where(mask[:, None, None], flip_poses(targets, perm), targets)
+        elif flip:
+            windows = flip_poses(windows, self.flip_permutation)
+            targets = flip_poses(targets, self.flip_permutation)
+        return windows, targets
+
+    def index_batches(
+        self,
+        batch_size: int,
+        shuffle: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> Iterator[torch.Tensor]:
+        """Index tensors (on this object's device) covering every sample once, last one partial.
+
+        Shuffled order is ``torch.randperm`` drawn from ``generator`` (seed it for reproducible
+        epochs); unshuffled order is sequence order.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        n = self.num_samples
+        if shuffle:
+            gen_device = generator.device if generator is not None else torch.device("cpu")
+            order = torch.randperm(n, generator=generator, device=gen_device).to(self.device)
+        else:
+            order = torch.arange(n, device=self.device)
+        yield from order.split(batch_size)
+
+
+def _subset_sequences(
+    sequences: np.ndarray, sequence: np.ndarray, keep: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Renumbered (sequences, sequence) after keeping the samples in ``keep``, and the kept rows.
+
+    Every sequence must be kept whole or dropped whole; its new start is the number of kept
+    samples before its old start, so it stays one contiguous range.
+    """
+    kept_count = np.bincount(sequence[keep], minlength=len(sequences))
+    partial = (kept_count > 0) & (kept_count != sequences[:, 1])
+    if np.any(partial):
+        raise UserInputError(
+            f"subject selection splits sequences {np.flatnonzero(partial)[:5].tolist()}"
+        )
+    kept_rows = np.flatnonzero(kept_count > 0)
+    kept_before = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])
+    new_sequences = np.stack(
+        [kept_before[sequences[kept_rows, 0]], sequences[kept_rows, 1]], axis=1
+    ).astype(np.int64)
+    renumber = np.full(len(sequences), -1, dtype=np.int64)
+    renumber[kept_rows] = np.arange(len(kept_rows))
+    return new_sequences, renumber[sequence[keep]], kept_rows
+
+
+def _torch_dtype(array: np.ndarray) -> torch.dtype:
+    """float32 for floating arrays, int64 for integer ones (indexing-friendly)."""
+    return torch.float32 if np.issubdtype(np.asarray(array).dtype, np.floating) else torch.long
+
+
+def _decode_attr(value: Any) -> Any:
+    """HDF5 attribute as a Python value: JSON strings decoded, numpy scalars unwrapped."""
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
