@@ -1,0 +1,56 @@
+"""Snakemake view of the stage table in dvc.yaml: one rule per resolved DVC stage.
+
+Stages, commands, dependencies and outputs come from dvc.yaml (resolved by DVC itself, see
+mlpgraph.workflow); this file only adds what Snakemake alone has: threads, resources, logs,
+the parameter values each rule depends on, and the `all` target. After a successful run the
+onsuccess handler records the outputs in dvc.lock (`dvc commit -f`), so `dvc status` is clean.
+"""
+
+import shlex
+
+from snakemake.utils import min_version
+
+from mlpgraph.workflow import is_directory_output, load_stage_table, stages_with_outputs
+
+min_version("8.20")
+
+STAGES = load_stage_table(workflow.basedir)
+
+
+def as_output(path):
+    return directory(path) if is_directory_output(path) else path
+
+
+rule all:
+    input:
+        [out for stage in STAGES for out in stage.outs],
+    default_target: True
+
+
+for stage in STAGES:
+
+    rule:
+        name:
+            stage.rule_name
+        input:
+            stage.deps,
+        output:
+            [as_output(out) for out in stage.outs],
+        log:
+            f"logs/{stage.rule_name}.log",
+        params:
+            cmd=stage.cmd,
+            values=stage.param_values,
+        threads: stage.resources["threads"]
+        resources:
+            mem_mb=stage.resources["mem_mb"],
+            runtime=stage.resources["runtime"],
+            gpu=stage.resources["gpu"],
+        shell:
+            "({params.cmd}) > {log} 2>&1"
+
+
+onsuccess:
+    done = stages_with_outputs(STAGES, workflow.basedir)
+    if done:
+        shell("dvc commit --force --quiet " + " ".join(shlex.quote(name) for name in done))

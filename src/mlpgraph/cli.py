@@ -1,0 +1,87 @@
+"""The ``mlpgraph`` command: one subcommand per pipeline stage (and tools around them).
+
+Each subcommand parses its arguments, reads ``params.yaml`` (merged with its preset) and calls
+the library. A :class:`~mlpgraph.errors.UserInputError` becomes one line on stderr and exit
+status 2, without a traceback; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from mlpgraph.errors import UserInputError
+from mlpgraph.params import get, load_params
+
+log = logging.getLogger("mlpgraph")
+
+EXIT_USER_ERROR = 2
+
+
+def _cmd_fetch(args: argparse.Namespace) -> None:
+    from mlpgraph.data.fetch import fetch
+
+    params = load_params(args.params)
+    manifest = fetch(params, Path(args.out), base_dir=Path(args.params).resolve().parent)
+    log.info("fetch: %d files in %s (fingerprint %s)", len(manifest["files"]), args.out, manifest["fingerprint"][:12])
+
+
+def _cmd_preprocess(args: argparse.Namespace) -> None:
+    from mlpgraph.data.preprocess import build_hdf5
+
+    params = load_params(args.params)
+    build_hdf5(
+        Path(args.raw),
+        Path(args.out),
+        keypoints=args.keypoints,
+        layout=get(params, "data.layout"),
+        train_subjects=tuple(get(params, "data.train_subjects")),
+        test_subjects=tuple(get(params, "data.test_subjects")),
+        dataset=get(params, "data.name"),
+        params=get(params, "data"),
+    )
+    log.info("preprocess: wrote %s", args.out)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="mlpgraph", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler: Callable[[argparse.Namespace], None], help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--params", default="params.yaml", help="parameters file (default: params.yaml)")
+        p.set_defaults(handler=handler)
+        return p
+
+    p = add("fetch", _cmd_fetch, "Write the raw data set (synthetic or the user's files) into a folder.")
+    p.add_argument("--out", default="data/raw", help="raw data folder (default: data/raw)")
+
+    p = add("preprocess", _cmd_preprocess, "Turn the raw data set into one HDF5 file per keypoint source.")
+    p.add_argument("--raw", default="data/raw", help="raw data folder (default: data/raw)")
+    p.add_argument("--keypoints", required=True, help="2D source: gt, hr, cpn_ft_h36m_dbb, ...")
+    p.add_argument("--out", required=True, help="output HDF5 path")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``mlpgraph`` console script and of the ``stages/*.py`` scripts."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        args.handler(args)
+    except UserInputError as exc:
+        print(f"mlpgraph {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

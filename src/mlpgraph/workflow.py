@@ -1,0 +1,114 @@
+"""The stage table, read once from ``dvc.yaml`` and handed to Snakemake.
+
+``dvc.yaml`` is the declarative table (stages, ``foreach`` over experiments, commands, deps,
+params keys, outs). DVC's own API resolves its templating; :func:`load_stage_table` turns each
+resolved stage into a :class:`StageSpec` from which the ``Snakefile`` builds one rule, adding
+what only Snakemake has (threads and resources from ``params.yaml``'s ``resources`` section,
+and the parameter values a rule depends on, so Snakemake reruns it when they change).
+Nothing about a stage is written in two places.
+
+Convention: an output path without a file suffix (``data/raw``) is a directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlpgraph.params import get, load_params
+
+DEFAULT_RESOURCES = {"threads": 1, "mem_mb": 2000, "runtime": 30, "gpu": 0}
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One resolved DVC stage, as both engines see it."""
+
+    name: str  # DVC's address, e.g. "preprocess@gt"
+    cmd: str
+    deps: tuple[str, ...]  # file and directory dependencies
+    params: tuple[str, ...]  # dotted params.yaml keys the stage reads
+    outs: tuple[str, ...]  # every output, cached or not (metrics and plots included)
+    metrics: tuple[str, ...] = ()
+    plots: tuple[str, ...] = ()
+    resources: Mapping[str, int] = field(default_factory=dict)
+    param_values: str = "{}"  # JSON of the effective values of ``params`` (preset applied)
+
+    @property
+    def rule_name(self) -> str:
+        """A Snakemake-safe rule name: ``preprocess@gt`` -> ``preprocess__gt``."""
+        return rule_name(self.name)
+
+    @property
+    def family(self) -> str:
+        """The stage's name before ``@`` (what ``resources`` entries are keyed by)."""
+        return self.name.split("@", 1)[0]
+
+
+
+def rule_name(stage_name: str) -> str:
+    """Map a DVC stage address onto a valid Snakemake rule name."""
+    return re.sub(r"\W", "_", stage_name.replace("@", "__"))
+
+
+def is_directory_output(path: str) -> bool:
+    """Outputs without a suffix are directories (see the module docstring)."""
+    return Path(path).suffix == ""
+
+
+def stage_resources(family: str, params: Mapping[str, Any]) -> dict[str, int]:
+    """Threads and resources for a stage family: defaults, ``resources.default``, then ``resources.<family>``."""
+    table = get(params, "resources", {}) or {}
+    merged = {**DEFAULT_RESOURCES, **(table.get("default") or {}), **(table.get(family) or {})}
+    return {key: int(value) for key, value in merged.items()}
+
+
+def load_stage_table(root: str | os.PathLike[str] = ".") -> list[StageSpec]:
+    """Every stage of ``root/dvc.yaml``, resolved by DVC, in file order."""
+    from dvc.repo import Repo  # imported here: DVC is heavy and only the engines need it
+
+    root = Path(root).resolve()
+    params = load_params(root / "params.yaml")
+    with Repo(os.fspath(root)) as repo:
+        stages = list(repo.index.stages)
+        specs = []
+        for stage in stages:
+            files, keys = [], []
+            for dep in stage.deps:
+                if hasattr(dep, "params"):
+                    keys.extend(dep.params or [])
+                else:
+                    files.append(_relative(dep.def_path, root, stage.wdir))
+            outs = tuple(_relative(out.def_path, root, stage.wdir) for out in stage.outs)
+            family = stage.name.split("@", 1)[0]
+            values = {key: get(params, key, None) for key in keys}
+            specs.append(
+                StageSpec(
+                    name=stage.addressing,
+                    cmd=stage.cmd if isinstance(stage.cmd, str) else " && ".join(stage.cmd),
+                    deps=tuple(files),
+                    params=tuple(keys),
+                    outs=outs,
+                    metrics=tuple(o for o, out in zip(outs, stage.outs, strict=True) if out.metric),
+                    plots=tuple(o for o, out in zip(outs, stage.outs, strict=True) if out.plot),
+                    resources=stage_resources(family, params),
+                    param_values=json.dumps(values, sort_keys=True),
+                )
+            )
+    return specs
+
+
+def _relative(path: str, root: Path, wdir: str) -> str:
+    full = (Path(wdir) / path).resolve()
+    return os.path.relpath(full, root)
+
+
+def stages_with_outputs(specs: list[StageSpec], root: str | os.PathLike[str] = ".") -> list[str]:
+    """Names of the stages whose outputs all exist (what ``dvc commit`` can record)."""
+    root = Path(root)
+    return [s.name for s in specs if s.outs and all((root / o).exists() for o in s.outs)]
