@@ -72,8 +72,10 @@ def test_garbage_and_missing_files(tmp_path):
         load_community_npz(tmp_path / "absent.npz")
     raw = pickle.dumps([1, 2, 3])[:-3]
 
-
-    with zipfile.ZipFile(tmp_path / "trunc.npz", "w") as archive, archive.open("x.npy", "w") as member:
+    with (
+        zipfile.ZipFile(tmp_path / "trunc.npz", "w") as archive,
+        archive.open("x.npy", "w") as member,
+    ):
         np.lib.format.write_array_header_1_0(member, {"descr": "|O", "fortran_order": False, "shape": ()})
         member.write(raw)
     with pytest.raises(UserInputError, match=r"trunc.npz \[key x\]: unreadable pickled data"):

@@ -27,7 +27,24 @@ def test_h36m16_is_h36m17_without_neck():
     assert H36M16.left_joints == (4, 5, 6, 10, 11, 12)
     assert H36M16.right_joints == (1, 2, 3, 13, 14, 15)
     assert len(H36M16.bones) == 15
-    assert H36M16.indices_from(H36M17).tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16]
+    assert H36M16.indices_from(H36M17).tolist() == [
+        0,
+        1,
+        2,
+        3,
+        4,
+        5,
+        6,
+        7,
+        8,
+        10,
+        11,
+        12,
+        13,
+        14,
+        15,
+        16,
+    ]
 
 
 def test_raw_32_reduction_removes_the_community_list():
@@ -37,8 +54,43 @@ def test_raw_32_reduction_removes_the_community_list():
 
 
 def test_3dhp_mapping_matches_model_md():
-    assert H36M17.indices_from(MPI3DHP17).tolist() == [14, 8, 9, 10, 11, 12, 13, 15, 1, 16, 0, 5, 6, 7, 2, 3, 4]
-    assert H36M16.indices_from(MPI3DHP17).tolist() == [14, 8, 9, 10, 11, 12, 13, 15, 1, 0, 5, 6, 7, 2, 3, 4]
+    assert H36M17.indices_from(MPI3DHP17).tolist() == [
+        14,
+        8,
+        9,
+        10,
+        11,
+        12,
+        13,
+        15,
+        1,
+        16,
+        0,
+        5,
+        6,
+        7,
+        2,
+        3,
+        4,
+    ]
+    assert H36M16.indices_from(MPI3DHP17).tolist() == [
+        14,
+        8,
+        9,
+        10,
+        11,
+        12,
+        13,
+        15,
+        1,
+        0,
+        5,
+        6,
+        7,
+        2,
+        3,
+        4,
+    ]
     assert MPI3DHP17.root == 14
 
 

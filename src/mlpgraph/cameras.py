@@ -46,7 +46,11 @@ class Camera:
     def project(self, points_cam: np.ndarray) -> np.ndarray:
         """Camera-frame points (..., 3) to distorted pixel coordinates (..., 2)."""
         return project_to_pixels(
-            points_cam, self.focal_length, self.center, self.radial_distortion, self.tangential_distortion
+            points_cam,
+            self.focal_length,
+            self.center,
+            self.radial_distortion,
+            self.tangential_distortion,
         )
 
     def normalise(self, pixels: np.ndarray) -> np.ndarray:
@@ -151,7 +155,9 @@ class CameraSet:
                 "center": np.asarray(cam["center"], dtype=np.float64).reshape(2),
                 "focal_length": np.asarray(cam["focal_length"], dtype=np.float64).reshape(2),
                 "radial_distortion": np.asarray(cam.get("radial_distortion", [0, 0, 0]), dtype=np.float64).reshape(3),
-                "tangential_distortion": np.asarray(cam.get("tangential_distortion", [0, 0]), dtype=np.float64).reshape(2),
+                "tangential_distortion": np.asarray(cam.get("tangential_distortion", [0, 0]), dtype=np.float64).reshape(
+                    2
+                ),
                 "res_w": int(cam["res_w"]),
                 "res_h": int(cam["res_h"]),
             }

@@ -26,7 +26,12 @@ def _cmd_fetch(args: argparse.Namespace) -> None:
 
     params = load_params(args.params)
     manifest = fetch(params, Path(args.out), base_dir=Path(args.params).resolve().parent)
-    log.info("fetch: %d files in %s (fingerprint %s)", len(manifest["files"]), args.out, manifest["fingerprint"][:12])
+    log.info(
+        "fetch: %d files in %s (fingerprint %s)",
+        len(manifest["files"]),
+        args.out,
+        manifest["fingerprint"][:12],
+    )
 
 
 def _cmd_preprocess(args: argparse.Namespace) -> None:
@@ -61,7 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("fetch", _cmd_fetch, "Write the raw data set (synthetic or the user's files) into a folder.")
     p.add_argument("--out", default="data/raw", help="raw data folder (default: data/raw)")
 
-    p = add("preprocess", _cmd_preprocess, "Turn the raw data set into one HDF5 file per keypoint source.")
+    p = add(
+        "preprocess",
+        _cmd_preprocess,
+        "Turn the raw data set into one HDF5 file per keypoint source.",
+    )
     p.add_argument("--raw", default="data/raw", help="raw data folder (default: data/raw)")
     p.add_argument("--keypoints", required=True, help="2D source: gt, hr, cpn_ft_h36m_dbb, ...")
     p.add_argument("--out", required=True, help="output HDF5 path")

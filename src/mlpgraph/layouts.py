@@ -56,7 +56,7 @@ class SkeletonLayout:
     @cached_property
     def right_joints(self) -> tuple[int, ...]:
         """Right-side joints, in the order that pairs them with ``left_joints``."""
-        return tuple(self.index("right_" + self.joint_names[i][len("left_"):]) for i in self.left_joints)
+        return tuple(self.index("right_" + self.joint_names[i][len("left_") :]) for i in self.left_joints)
 
     @cached_property
     def flip_permutation(self) -> np.ndarray:
@@ -71,7 +71,10 @@ class SkeletonLayout:
         """(P, 2) indices into ``bones`` of (left bone, right bone) pairs, matched by child joint."""
         child_to_bone = {int(c): b for b, (c, _) in enumerate(self.bones)}
         return np.array(
-            [(child_to_bone[lj], child_to_bone[rj]) for lj, rj in zip(self.left_joints, self.right_joints, strict=True)],
+            [
+                (child_to_bone[lj], child_to_bone[rj])
+                for lj, rj in zip(self.left_joints, self.right_joints, strict=True)
+            ],
             dtype=np.int64,
         )
 

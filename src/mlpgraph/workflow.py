@@ -50,7 +50,6 @@ class StageSpec:
         return self.name.split("@", 1)[0]
 
 
-
 def rule_name(stage_name: str) -> str:
     """Map a DVC stage address onto a valid Snakemake rule name."""
     return re.sub(r"\W", "_", stage_name.replace("@", "__"))

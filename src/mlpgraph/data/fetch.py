@@ -68,9 +68,13 @@ def _fetch_synthetic(params: Mapping[str, Any], out: Path) -> dict[str, str]:
     layout = get_layout(get(params, "data.layout")).name
     log.info("fetch: generating synthetic Human3.6M (scale %s, seed %d, layout %s)", scale, seed, layout)
     written = generate(out, scale=scale, seed=seed, layout=layout)
-    missing = [schema.raw_2d_name(kp) for kp in get(params, "data.keypoints") if not (out / schema.raw_2d_name(kp)).is_file()]
+    missing = [
+        schema.raw_2d_name(kp) for kp in get(params, "data.keypoints") if not (out / schema.raw_2d_name(kp)).is_file()
+    ]
     if missing:
-        raise UserInputError(f"params: data.keypoints asks for {missing}, the synthetic generator writes only gt and hr")
+        raise UserInputError(
+            f"params: data.keypoints asks for {missing}, the synthetic generator writes only gt and hr"
+        )
     return {Path(path).name: f"synthetic (scale {scale}, seed {seed})" for path in written.values()}
 
 
@@ -95,7 +99,9 @@ def _fetch_files(params: Mapping[str, Any], out: Path, base_dir: Path) -> dict[s
     cameras_path = _resolve(base_dir, get(params, "data.cameras")) or h36m_cameras_path()
     cameras = load_cameras(cameras_path)
 
-    given_2d = {kp: data_dir / schema.raw_2d_name(kp) for kp in keypoints if (data_dir / schema.raw_2d_name(kp)).is_file()}
+    given_2d = {
+        kp: data_dir / schema.raw_2d_name(kp) for kp in keypoints if (data_dir / schema.raw_2d_name(kp)).is_file()
+    }
     missing_2d = [kp for kp in keypoints if kp not in given_2d]
     if [kp for kp in missing_2d if kp != "gt"]:
         raise UserInputError(
@@ -173,7 +179,9 @@ def _write_projected_2d(positions_3d: dict[str, dict[str, np.ndarray]], cameras:
     num_joints = next(iter(next(iter(positions_3d.values())).values())).shape[1]
     source = layout_for_joint_count(num_joints, str(path))
     target = source if source.num_joints == 16 else H36M17
-    reduced = {s: {a: select_joints(seq, source, target) for a, seq in acts.items()} for s, acts in positions_3d.items()}
+    reduced = {
+        s: {a: select_joints(seq, source, target) for a, seq in acts.items()} for s, acts in positions_3d.items()
+    }
     positions_2d = project_dataset(reduced, cameras)
     metadata = {
         "layout_name": "h36m",
@@ -202,7 +210,11 @@ def write_manifest(raw_dir: Path, origins: Mapping[str, str], params: Mapping[st
     """Write ``manifest.json``: each file's SHA-256, size and origin, and the fingerprint over them all."""
     files = {}
     for path in sorted(p for p in raw_dir.iterdir() if p.is_file() and p.name != schema.RAW_MANIFEST):
-        files[path.name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size, "origin": origins.get(path.name, "")}
+        files[path.name] = {
+            "sha256": sha256_file(path),
+            "bytes": path.stat().st_size,
+            "origin": origins.get(path.name, ""),
+        }
     manifest = {
         "format_version": MANIFEST_VERSION,
         "created_by": f"mlpgraph {__version__}",

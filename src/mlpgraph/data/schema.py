@@ -38,7 +38,17 @@ SEQUENCE = "sequence"
 SEQUENCES = "sequences"
 INTRINSICS = "intrinsics"
 
-PER_SAMPLE_DATASETS = (POSES_3D, POSES_2D, ROOT_3D, SUBJECT, ACTION, FAMILY, CAMERA, FRAME, SEQUENCE)
+PER_SAMPLE_DATASETS = (
+    POSES_3D,
+    POSES_2D,
+    ROOT_3D,
+    SUBJECT,
+    ACTION,
+    FAMILY,
+    CAMERA,
+    FRAME,
+    SEQUENCE,
+)
 
 # Raw directory (fetch's output): canonical file names, whatever the user's files were called.
 RAW_3D = "data_3d_h36m.npz"
