@@ -41,6 +41,8 @@ for stage in STAGES:
         params:
             cmd=stage.cmd,
             values=stage.param_values,
+        conda:
+            "envs/mlpgraph.yaml"
         threads: stage.resources["threads"]
         resources:
             mem_mb=stage.resources["mem_mb"],

@@ -74,3 +74,8 @@ def test_snakemake_all_then_engines_agree(pipeline_repo):
     assert _nothing_to_do(repo)
     with h5py.File(repo / "data" / "processed" / "synthetic_gt_h36m16.h5") as f:
         assert json.loads(f.attrs["test_subjects"]) == ["S11"]
+
+
+def test_snakemake_lint_is_clean():
+    out = run(["snakemake", "--lint"], ROOT)
+    assert "good condition" in out.stdout + out.stderr
