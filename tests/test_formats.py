@@ -66,8 +66,9 @@ def make_content(
         s: {a: stick_figure(frames, phase=i + 2 * k) for k, a in enumerate(actions)}
         for i, s in enumerate(subjects)
     }
+    target = H36M17 if joints_2d == 17 else H36M16
     reduced = {
-        s: {a: select_joints(seq, H36M32, H36M17 if joints_2d == 17 else H36M16) for a, seq in acts.items()}
+        s: {a: select_joints(seq, H36M32, target) for a, seq in acts.items()}
         for s, acts in p3d.items()
     }
     p2d = project_dataset(reduced, load_cameras())
@@ -75,7 +76,9 @@ def make_content(
     return p3d, p2d, meta
 
 
-def write_raw(raw: Path, p3d: Any, p2d: Any, meta: Any | None = None, keypoints: str = "gt") -> Path:
+def write_raw(
+    raw: Path, p3d: Any, p2d: Any, meta: Any | None = None, keypoints: str = "gt"
+) -> Path:
     """Write a raw directory in the canonical names of mlpgraph.data.schema."""
     raw.mkdir(parents=True, exist_ok=True)
     save_community_npz(raw / schema.RAW_3D, positions_3d=p3d)
@@ -111,7 +114,8 @@ def test_longer_2d_is_trimmed(tmp_path: Path) -> None:
     for cam in range(4):
         got = raw.positions_2d["S9"]["Walking 1"][cam]
         assert got.shape == (30, 16, 2)
-        np.testing.assert_array_equal(got, select_joints(longer["S9"]["A"][cam][:30], H36M17, H36M16))
+        expected = select_joints(longer["S9"]["A"][cam][:30], H36M17, H36M16)
+        np.testing.assert_array_equal(got, expected)
 
 
 def _cameras() -> Any:
@@ -314,7 +318,8 @@ def test_missing_raw_dir(tmp_path: Path) -> None:
         ({"positions_3d": {}}, formats.read_positions_3d, "positions_3d is empty"),
         ({"positions_3d": {"S1": [np.zeros((3, 17, 3))]}}, formats.read_positions_3d,
          "subject S1: the subject's entry must be a dict"),
-        ({"positions_2d": {"S1": {}}}, formats.read_positions_2d, "subject S1: the subject's entry is empty"),
+        ({"positions_2d": {"S1": {}}}, formats.read_positions_2d,
+         "subject S1: the subject's entry is empty"),
         ({"positions_2d": {"S1": {"A": (np.full((3, 17, 2), 100.0),)}}, "metadata": [1]},
          formats.read_positions_2d, "key 'metadata': must be a dict"),
     ],
@@ -455,7 +460,8 @@ def _set(key: str, fn: Callable[[Any], Any]) -> Callable[[dict], None]:
                     "pose3d": stick_figure(5, joints=16)}, "key 'pose2d'.*shape"),
         (_pstmo_bad(lambda d: d.update(TS7=d["TS3"])), "sequence TS7: unknown sequence"),
         (_pstmo_bad(lambda d: d["TS3"].pop("valid")), "sequence TS3: missing key 'valid'"),
-        (_pstmo_bad(_set("data_3d", lambda x: x / 1000)), "sequence TS3: data_3d looks like metres"),
+        (_pstmo_bad(_set("data_3d", lambda x: x / 1000)),
+         "sequence TS3: data_3d looks like metres"),
         (_pstmo_bad(_set("data_2d", lambda x: x / 4000)), "sequence TS3: data_2d looks normalised"),
         (_pstmo_bad(_set("data_2d", lambda x: x[:, :16])), "sequence TS3: data_2d has 16 joints"),
         (_pstmo_bad(_set("valid", lambda x: x[:3])), "sequence TS3: valid must hold one flag"),
@@ -498,7 +504,8 @@ def test_hard_poses(tmp_path: Path) -> None:
     [
         ({"pose_3d": _object_array(stick_figure(3, joints=16))}, "missing key 'pose_2d'"),
         ({"pose_3d": _object_array(stick_figure(3, joints=16) * 1000),
-          "pose_2d": _object_array(np.zeros((3, 16, 2), np.float32))}, "key 'pose_3d'.*millimetres"),
+          "pose_2d": _object_array(np.zeros((3, 16, 2), np.float32))},
+         "key 'pose_3d'.*millimetres"),
         ({"pose_3d": _object_array(stick_figure(3, joints=16)),
           "pose_2d": _object_array(np.zeros((3, 16, 3), np.float32))}, "key 'pose_2d'.*shape"),
         ({"pose_3d": np.empty(0, dtype=object),

@@ -35,25 +35,32 @@ def _figure(frames: int, phase: float) -> np.ndarray:
 
 def make_raw_dir(raw: Path, frames: int = FRAMES) -> dict[str, Any]:
     """2 subjects x 2 actions of ``frames`` frames: 32-joint 3D, projected 17-joint gt 2D."""
-    p3d = {s: {a: _figure(frames, i + 2 * k) for k, a in enumerate(ACTIONS)} for i, s in enumerate(SUBJECTS)}
-    reduced = {s: {a: select_joints(x, H36M32, H36M17) for a, x in acts.items()} for s, acts in p3d.items()}
+    p3d = {
+        s: {a: _figure(frames, i + 2 * k) for k, a in enumerate(ACTIONS)}
+        for i, s in enumerate(SUBJECTS)
+    }
+    reduced = {
+        s: {a: select_joints(x, H36M32, H36M17) for a, x in acts.items()} for s, acts in p3d.items()
+    }
     p2d = project_dataset(reduced, load_cameras())
     raw.mkdir(parents=True, exist_ok=True)
     save_community_npz(raw / schema.RAW_3D, positions_3d=p3d)
-    save_community_npz(raw / schema.raw_2d_name("gt"), positions_2d=p2d, metadata={"num_joints": 17})
+    save_community_npz(
+        raw / schema.raw_2d_name("gt"), positions_2d=p2d, metadata={"num_joints": 17}
+    )
     shutil.copy(h36m_cameras_path(), raw / schema.RAW_CAMERAS)
     return {"p3d": p3d, "p2d": p2d}
 
 
 def _rotate(q: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Rotate vectors ``v`` (..., 3) by unit quaternion ``q`` = (w, x, y, z): v + 2w(u x v) + 2u x (u x v)."""
+    """Rotate ``v`` (..., 3) by the unit quaternion q = (w, u): v + 2w(u x v) + 2u x (u x v)."""
     w, u = q[0], q[1:]
     uv = np.cross(u, v)
     return v + 2 * w * uv + 2 * np.cross(u, uv)
 
 
 def _expected_camera_space(world: np.ndarray, subject: str, cam: int) -> np.ndarray:
-    """World -> camera from the JSON directly: X_cam = R^T (X - t), R the camera-to-world quaternion."""
+    """World -> camera straight from the JSON: X_cam = R^T (X - t), R camera-to-world."""
     content = json.loads(h36m_cameras_path().read_text())
     ext = content["extrinsics"][subject][cam]
     q = np.asarray(ext["orientation"], dtype=np.float64)
@@ -102,12 +109,18 @@ def test_round_trip_3d_2d_and_labels(built: dict[str, Any]) -> None:
 
         world = select_joints(built["p3d"][subject][action], H36M32, H36M16)
         cam_space = _expected_camera_space(world, subject, cam)
-        np.testing.assert_allclose(data[schema.POSES_3D][rows], cam_space - cam_space[:, :1], atol=1e-5)
+        np.testing.assert_allclose(
+            data[schema.POSES_3D][rows], cam_space - cam_space[:, :1], atol=1e-5
+        )
         np.testing.assert_allclose(data[schema.ROOT_3D][rows], cam_space[:, 0], atol=1e-5)
 
         w, h = res[cam]["res_w"], res[cam]["res_h"]
-        pixels = select_joints(built["p2d"][subject][action][cam], H36M17, H36M16).astype(np.float64)
-        np.testing.assert_allclose(data[schema.POSES_2D][rows], pixels / w * 2 - [1, h / w], atol=1e-5)
+        pixels = select_joints(built["p2d"][subject][action][cam], H36M17, H36M16).astype(
+            np.float64
+        )
+        np.testing.assert_allclose(
+            data[schema.POSES_2D][rows], pixels / w * 2 - [1, h / w], atol=1e-5
+        )
         f, c = np.array(res[cam]["focal_length"]), np.array(res[cam]["center"])
         expected = [*(f / w * 2), *(c / w * 2 - [1, h / w]), w, h]
         np.testing.assert_allclose(data[schema.INTRINSICS][seq], expected, rtol=1e-6)
@@ -125,9 +138,11 @@ def test_sequence_index_covers_samples_contiguously(built: dict[str, Any]) -> No
 
 
 def test_dtypes_and_storage_layout(built: dict[str, Any]) -> None:
-    dtypes = {schema.SUBJECT: np.int16, schema.ACTION: np.int16, schema.FAMILY: np.int16,
-              schema.CAMERA: np.int16, schema.FRAME: np.int32, schema.SEQUENCE: np.int32,
-              schema.SEQUENCES: np.int64, schema.INTRINSICS: np.float32, schema.ROOT_3D: np.float32}  # fmt: skip
+    dtypes = {
+        schema.SUBJECT: np.int16, schema.ACTION: np.int16, schema.FAMILY: np.int16,
+        schema.CAMERA: np.int16, schema.FRAME: np.int32, schema.SEQUENCE: np.int32,
+        schema.SEQUENCES: np.int64, schema.INTRINSICS: np.float32, schema.ROOT_3D: np.float32,
+    }  # fmt: skip
     with h5py.File(built["out"], "r") as handle:
         for name in (*schema.PER_SAMPLE_DATASETS, schema.SEQUENCES, schema.INTRINSICS):
             ds = handle[name]
@@ -143,13 +158,17 @@ def test_dtypes_and_storage_layout(built: dict[str, Any]) -> None:
 def test_fingerprint_follows_raw_files(built: dict[str, Any], tmp_path: Path) -> None:
     raw = tmp_path / "raw"
     shutil.copytree(built["root"] / "raw", raw)
-    again = preprocess.build_hdf5(raw, tmp_path / "a.h5", train_subjects=("S1",), test_subjects=("S9",))
+    again = preprocess.build_hdf5(
+        raw, tmp_path / "a.h5", train_subjects=("S1",), test_subjects=("S9",)
+    )
     first = built["data"]["attrs"]["fingerprint"]
     assert preprocess.load_processed(again)["attrs"]["fingerprint"] == first
     p3d = {s: dict(a) for s, a in built["p3d"].items()}
     p3d["S1"]["Eating"] = p3d["S1"]["Eating"] + np.float32(0.001)
     save_community_npz(raw / schema.RAW_3D, positions_3d=p3d)
-    changed = preprocess.build_hdf5(raw, tmp_path / "b.h5", train_subjects=("S1",), test_subjects=("S9",))
+    changed = preprocess.build_hdf5(
+        raw, tmp_path / "b.h5", train_subjects=("S1",), test_subjects=("S9",)
+    )
     assert preprocess.load_processed(changed)["attrs"]["fingerprint"] != first
 
 
@@ -176,7 +195,9 @@ def test_layout_h36m17(tmp_path: Path) -> None:
     assert data[schema.POSES_3D].shape[1:] == (17, 3) and data["attrs"]["layout"] == "h36m17"
 
 
-def test_failed_write_leaves_nothing(built: dict[str, Any], tmp_path: Path, monkeypatch: Any) -> None:
+def test_failed_write_leaves_nothing(
+    built: dict[str, Any], tmp_path: Path, monkeypatch: Any
+) -> None:
     out_dir = tmp_path / "proc"
     out_dir.mkdir()
     out = out_dir / "synthetic_gt_h36m16.h5"
@@ -187,13 +208,17 @@ def test_failed_write_leaves_nothing(built: dict[str, Any], tmp_path: Path, monk
 
     monkeypatch.setattr(preprocess, "_write_attributes", boom)
     with pytest.raises(RuntimeError, match="disk full"):
-        preprocess.build_hdf5(built["root"] / "raw", out, train_subjects=("S1",), test_subjects=("S9",))
+        preprocess.build_hdf5(
+            built["root"] / "raw", out, train_subjects=("S1",), test_subjects=("S9",)
+        )
     assert list(out_dir.iterdir()) == []
 
     shutil.copy(built["out"], out)  # an earlier good build survives a failed rebuild untouched
     before = sha256_file(out)
     with pytest.raises(RuntimeError):
-        preprocess.build_hdf5(built["root"] / "raw", out, train_subjects=("S1",), test_subjects=("S9",))
+        preprocess.build_hdf5(
+            built["root"] / "raw", out, train_subjects=("S1",), test_subjects=("S9",)
+        )
     assert sha256_file(out) == before and [p.name for p in out_dir.iterdir()] == [out.name]
 
 
@@ -228,9 +253,13 @@ def test_load_processed_refuses_bad_files(tmp_path: Path, make: Any, expected: s
     [(("S1",), ("S1", "S9"), "both train_subjects and test_subjects"),
      (("S1", "S5"), ("S9",), r"subjects \['S5'\] of the train/test split are not in the raw data")],
 )  # fmt: skip
-def test_bad_split(built: dict[str, Any], tmp_path: Path, train: tuple, test: tuple, expected: str) -> None:
+def test_bad_split(
+    built: dict[str, Any], tmp_path: Path, train: tuple, test: tuple, expected: str
+) -> None:
     with pytest.raises(UserInputError, match=expected):
-        preprocess.build_hdf5(built["root"] / "raw", tmp_path / "x.h5", train_subjects=train, test_subjects=test)
+        preprocess.build_hdf5(
+            built["root"] / "raw", tmp_path / "x.h5", train_subjects=train, test_subjects=test
+        )
     assert not (tmp_path / "x.h5").exists()
 
 
