@@ -264,5 +264,7 @@ def test_bad_split(
 
 
 def test_progress_disabled_under_ci(monkeypatch: Any) -> None:
+    from mlpgraph.progress import progress_disabled
+
     monkeypatch.setenv("CI", "1")
-    assert preprocess.progress_disabled()
+    assert progress_disabled()

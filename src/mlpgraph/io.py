@@ -160,3 +160,9 @@ def sha256_file(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
         while chunk := handle.read(chunk_size):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def fingerprint(hashes: dict[str, str]) -> str:
+    """SHA-256 over ``name:sha256`` lines sorted by name: one hash for a set of files."""
+    lines = "".join(f"{name}:{digest}\n" for name, digest in sorted(hashes.items()))
+    return hashlib.sha256(lines.encode()).hexdigest()

@@ -13,7 +13,6 @@ The whole folder is built under a temporary name and renamed when complete, with
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -29,7 +28,7 @@ from mlpgraph.cameras import h36m_cameras_path, load_cameras
 from mlpgraph.data import formats, schema
 from mlpgraph.data.projection import centre_on_ground, project_dataset, y_up_to_z_up
 from mlpgraph.errors import UserInputError
-from mlpgraph.io import atomic_path, save_community_npz, sha256_file
+from mlpgraph.io import atomic_path, fingerprint, save_community_npz, sha256_file
 from mlpgraph.layouts import H36M17, get_layout, layout_for_joint_count, select_joints
 from mlpgraph.params import get
 
@@ -225,12 +224,6 @@ def write_manifest(raw_dir: Path, origins: Mapping[str, str], params: Mapping[st
     }
     (raw_dir / schema.RAW_MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
-
-
-def fingerprint(hashes: Mapping[str, str]) -> str:
-    """SHA-256 over ``name:sha256`` lines sorted by name: one hash for a set of files."""
-    lines = "".join(f"{name}:{digest}\n" for name, digest in sorted(hashes.items()))
-    return hashlib.sha256(lines.encode()).hexdigest()
 
 
 def read_manifest(raw_dir: Path) -> dict[str, Any]:

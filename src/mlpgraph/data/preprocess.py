@@ -9,25 +9,23 @@ when complete, and its ``complete`` attribute is written last.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
-import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
-from tqdm import tqdm
 
 from mlpgraph.data import schema
 from mlpgraph.data.actions import ACTION_FAMILIES, action_family
 from mlpgraph.data.formats import RawDataset, load_raw_dataset
 from mlpgraph.errors import UserInputError
-from mlpgraph.io import atomic_path
+from mlpgraph.io import atomic_path, fingerprint
 from mlpgraph.layouts import SkeletonLayout
+from mlpgraph.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -42,17 +40,6 @@ JSON_ATTRIBUTES = (
     "raw_files",
     "params",
 )
-
-
-def progress_disabled() -> bool:
-    """Progress bars only on an interactive terminal, and never under CI."""
-    return bool(os.environ.get("CI")) or not sys.stderr.isatty()
-
-
-def fingerprint(files: dict[str, str]) -> str:
-    """SHA-256 over ``name:sha256`` lines sorted by name (fetch's manifest rule)."""
-    lines = "".join(f"{name}:{digest}\n" for name, digest in sorted(files.items()))
-    return hashlib.sha256(lines.encode()).hexdigest()
 
 
 def _ordered_families(actions: Iterable[str]) -> list[str]:
@@ -112,7 +99,7 @@ def build_arrays(raw: RawDataset) -> tuple[dict[str, np.ndarray], dict[str, list
         schema.INTRINSICS: np.empty((len(jobs), 6), dtype=np.float32),
     }
     for seq, (subject, action, cam_index) in enumerate(
-        tqdm(jobs, desc="preprocess", unit="seq", disable=progress_disabled())
+        progress(jobs, desc="preprocess", unit="seq")
     ):
         camera = raw.cameras.camera(subject, cam_index)
         rows = slice(int(starts[seq]), int(starts[seq] + lengths[seq]))
