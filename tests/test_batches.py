@@ -11,7 +11,13 @@ import pytest
 import torch
 
 from mlpgraph.data import schema
-from mlpgraph.data.batches import PoseArrays, flip_poses, gather_windows, sequence_bounds
+from mlpgraph.data.batches import (
+    PaddedWindows,
+    PoseArrays,
+    flip_poses,
+    gather_windows,
+    sequence_bounds,
+)
 from mlpgraph.errors import UserInputError
 from mlpgraph.layouts import get_layout
 
@@ -82,6 +88,16 @@ def test_gather_matches_loop_and_stays_in_sequence(pad: int, device: str) -> Non
     assert labels.shape == (len(targets), 2 * pad + 1)
     assert np.all(labels == sequence[targets][:, None])
     np.testing.assert_array_equal(windows[:, pad], poses[targets])
+    for array in (poses, sequence):
+        padded = PaddedWindows(
+            torch.from_numpy(array).to(device),
+            torch.from_numpy(start).to(device),
+            torch.from_numpy(end).to(device),
+            pad,
+        )
+        np.testing.assert_array_equal(
+            padded(torch.from_numpy(targets).to(device)).cpu().numpy(), gather(array)
+        )
 
 
 def test_sequence_bounds_rejects_out_of_order_samples() -> None:

@@ -45,7 +45,56 @@ def gather_windows(
     lo = seq_start[indices].unsqueeze(1)
     hi = seq_end[indices].unsqueeze(1) - 1
     frame_idx = torch.clamp(indices.unsqueeze(1) + offsets, min=lo, max=hi)
-    return poses[frame_idx]
+    # index_select on flattened rows is a few times faster on CPU than advanced indexing.
+    rows = poses.reshape(poses.shape[0], -1).index_select(0, frame_idx.reshape(-1))
+    return rows.view(*frame_idx.shape, *poses.shape[1:])
+
+
+class PaddedWindows:
+    """All windows of one ``pad`` as a strided view of an edge-padded copy of the sequences.
+
+    Each sequence is stored with ``pad`` copies of its first and last frame around it, so the
+    window of sample ``i`` is the contiguous block starting at ``i + 2 * pad * k`` (``k``: the rank
+    of its sequence in storage order), and a batch is one ``index_select`` of such blocks on the
+    strided (N + 2 * pad * S - T + 1, T, ...) view. Costs one extra copy of the data (plus
+    ``2 * pad`` rows per sequence) and gathers several times faster than per-frame indexing.
+    Gives exactly what :func:`gather_windows` gives.
+    """
+
+    def __init__(
+        self, poses: torch.Tensor, seq_start: torch.Tensor, seq_end: torch.Tensor, pad: int
+    ) -> None:
+        if pad < 0:
+            raise ValueError(f"pad must be >= 0, got {pad}")
+        device = poses.device
+        self.pad = pad
+        starts = torch.unique(seq_start)  # sorted; sequences partition [0, N)
+        ends = seq_end[starts]  # sample ``start`` belongs to the sequence starting there
+        lengths = ends - starts
+        block_len = lengths + 2 * pad
+        rank = torch.arange(len(starts), device=device)
+        block_start = starts + 2 * pad * rank
+        block = torch.repeat_interleave(rank, block_len)
+        row = torch.arange(len(block), device=device)
+        src = torch.clamp(
+            row - block_start[block] - pad + starts[block], min=starts[block], max=ends[block] - 1
+        )
+        padded = poses.index_select(0, src).contiguous()
+        frames = 2 * pad + 1
+        flat = padded.reshape(len(padded), -1)
+        width = flat.shape[1]
+        self._view = flat.as_strided(
+            (max(len(padded) - frames + 1, 0), frames, width), (width, width, 1)
+        )
+        self._sample_shape = poses.shape[1:]
+        self._offset = 2 * pad * torch.searchsorted(starts, seq_start)
+        self._padded = padded
+
+    def __call__(self, indices: torch.Tensor) -> torch.Tensor:
+        """(B, T, ...) windows centred on ``indices``."""
+        indices = indices.to(device=self._offset.device, dtype=torch.long)
+        blocks = self._view.index_select(0, indices + self._offset[indices])
+        return blocks.view(len(indices), blocks.shape[1], *self._sample_shape)
 
 
 def flip_poses(poses: torch.Tensor, flip_permutation: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -101,6 +150,7 @@ class PoseArrays:
     layout: str = "h36m16"
     meta: dict[str, torch.Tensor] = field(default_factory=dict)
     attrs: dict[str, Any] = field(default_factory=dict)
+    _windows: dict[int, PaddedWindows] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def num_samples(self) -> int:
@@ -241,8 +291,13 @@ class PoseArrays:
         )
 
     def windows(self, indices: torch.Tensor, pad: int) -> torch.Tensor:
-        """(B, 2 * pad + 1, J, 2) input windows centred on ``indices``."""
-        return gather_windows(self.poses_2d, self.seq_start, self.seq_end, indices, pad)
+        """(B, 2 * pad + 1, J, 2) input windows centred on ``indices``.
+
+        Uses a :class:`PaddedWindows` cached per ``pad`` (one padded copy of ``poses_2d``).
+        """
+        if pad not in self._windows:
+            self._windows[pad] = PaddedWindows(self.poses_2d, self.seq_start, self.seq_end, pad)
+        return self._windows[pad](indices)
 
     def batch(
         self, indices: torch.Tensor, pad: int, flip: bool | torch.Tensor = False

@@ -1,0 +1,406 @@
+"""Data-path benchmarks: batch construction, synthetic generation and preprocessing speed.
+
+1. Window gather: our vectorised ``PoseArrays.batch`` (one index per batch) against the per-item
+   path peer code uses (a ``Dataset.__getitem__`` that cuts and edge-pads one 243-frame window in
+   numpy, as VideoPose3D's ChunkedGenerator does, collated by a ``DataLoader``). Same data, same
+   batch size, same number of batches, same machine; reports samples/s and the ratio.
+2. Synthetic generation time (``mlpgraph.data.synthetic.generate``) and preprocessing speed in
+   poses/s (``mlpgraph.data.preprocess.build_hdf5``), in a temporary directory deleted afterwards.
+
+Results go to a JSON file (``metrics/bench_data.json`` by default); the table goes to stdout.
+
+    .venv/bin/python bench/data.py --scale small
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import logging
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from mlpgraph.data.batches import PoseArrays, gather_windows
+from mlpgraph.io import atomic_path
+
+log = logging.getLogger("bench.data")
+
+# Samples of random data for the gather benchmark when no processed file is given: tiny is quick,
+# small is about a Human3.6M test split's 2D poses, full a Human3.6M training split's.
+RANDOM_SAMPLES = {"tiny": 50_000, "small": 540_000, "full": 1_560_000}
+# Synthetic scales whose generation and preprocessing are timed, per --scale.
+GENERATE_SCALES = {"tiny": ["tiny"], "small": ["small"], "full": ["small", "full"]}
+# The vectorised batch paths compared with the per-item one.
+METHODS = {
+    "padded": "PoseArrays.batch (padded strided view)",
+    "clamped": "gather_windows (clamped frame index)",
+}
+
+
+class PerItemWindows(Dataset):
+    """The peer path: one edge-padded window per ``__getitem__``, built in numpy."""
+
+    def __init__(
+        self,
+        poses_2d: np.ndarray,
+        poses_3d: np.ndarray,
+        seq_start: np.ndarray,
+        seq_end: np.ndarray,
+        pad: int,
+    ) -> None:
+        self.poses_2d, self.poses_3d = poses_2d, poses_3d
+        self.seq_start, self.seq_end, self.pad = seq_start, seq_end, pad
+
+    def __len__(self) -> int:
+        return len(self.poses_2d)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        start, end = int(self.seq_start[i]), int(self.seq_end[i])
+        low, high = i - self.pad, i + self.pad + 1
+        low_c, high_c = max(low, start), min(high, end)
+        window = self.poses_2d[low_c:high_c]
+        if low_c != low or high_c != high:
+            window = np.pad(window, ((low_c - low, high - high_c), (0, 0), (0, 0)), "edge")
+        return torch.from_numpy(window), torch.from_numpy(self.poses_3d[i])
+
+
+def random_arrays(num_samples: int, joints: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Random (poses_2d, poses_3d, sequences), Human3.6M-like sequence lengths (1-5 k frames)."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1000, 5000, size=num_samples // 1000 + 1)
+    lengths = lengths[: np.searchsorted(np.cumsum(lengths), num_samples) + 1]
+    lengths[-1] -= int(lengths.sum()) - num_samples
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    sequences = np.stack([starts, lengths], axis=1).astype(np.int64)
+    poses_2d = rng.standard_normal((num_samples, joints, 2), dtype=np.float32)
+    poses_3d = rng.standard_normal((num_samples, joints, 3), dtype=np.float32)
+    return poses_2d, poses_3d, sequences[lengths > 0]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def configure_allocator() -> str:
+    """Keep freed memory in glibc's heap so that batch buffers are reused, not page-faulted anew.
+
+    Without this, whether each 8 MB batch buffer comes back from the OS (a page fault per 4 KB,
+    slow in a VM) depends on what ran before in the process, and the same code varied 20x
+    between runs. Applied once, for every path alike; a long training run reaches this state.
+    """
+    if not sys.platform.startswith("linux"):
+        return "default"
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        ok = libc.mallopt(m_mmap_threshold, 256 << 20) and libc.mallopt(m_trim_threshold, 2 << 30)
+    except (OSError, AttributeError):
+        return "default"
+    return "glibc M_MMAP_THRESHOLD=256MiB M_TRIM_THRESHOLD=2GiB" if ok else "default"
+
+
+def time_run(batches: Iterator[Any], num_batches: int, device: torch.device) -> tuple[float, float]:
+    """(warm-up seconds, samples/s over the next ``num_batches`` batches) of one epoch iterator."""
+    began = time.perf_counter()
+    next(batches)
+    _sync(device)
+    warmup = time.perf_counter() - began
+    samples = 0
+    began = time.perf_counter()
+    for _, (windows, _targets) in zip(range(num_batches), batches, strict=False):
+        samples += len(windows)
+    _sync(device)
+    return warmup, samples / (time.perf_counter() - began)
+
+
+def vectorised_epoch(
+    data: PoseArrays, batch_size: int, pad: int, method: str, seed: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Shuffled batches of ``PoseArrays.batch`` (``padded``) or ``gather_windows`` (``clamped``)."""
+    gen = torch.Generator().manual_seed(seed)
+    for idx in data.index_batches(batch_size, shuffle=True, generator=gen):
+        if method == "padded":
+            yield data.batch(idx, pad)
+        else:
+            windows = gather_windows(data.poses_2d, data.seq_start, data.seq_end, idx, pad)
+            yield windows, data.poses_3d[idx]
+
+
+def per_item_epoch(dataset: PerItemWindows, batch_size: int, seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The peer path: ``DataLoader(dataset, batch_size, shuffle=True, num_workers=0)``."""
+    gen = torch.Generator().manual_seed(seed)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=0, generator=gen)
+    return iter(loader)
+
+
+def bench_gather(
+    data: PoseArrays,
+    source: str,
+    batch_size: int,
+    num_batches: int,
+    pad: int,
+    devices: list[str],
+    repeats: int,
+) -> dict[str, Any]:
+    """Per-item DataLoader vs the vectorised paths on the same arrays; checks they agree first.
+
+    The paths' runs are interleaved (one run of each, ``repeats`` rounds) so that they see the
+    same machine state; each reports the median samples/s of its runs.
+    """
+    cpu = data.to("cpu")
+    dataset = PerItemWindows(
+        cpu.poses_2d.numpy(), cpu.poses_3d.numpy(), cpu.seq_start.numpy(), cpu.seq_end.numpy(), pad
+    )
+    probe = torch.cat([cpu.sequences[:3, 0], cpu.sequences[:3].sum(1) - 1, torch.tensor([0])])
+    windows, targets = cpu.batch(probe, pad)
+    for k, i in enumerate(probe.tolist()):
+        item_window, item_target = dataset[i]
+        if not (torch.equal(item_window, windows[k]) and torch.equal(item_target, targets[k])):
+            raise AssertionError(f"per-item and vectorised windows differ at sample {i}")
+
+    paths: dict[str, tuple[Callable[[int], Iterator[Any]], torch.device]] = {
+        "per_item_dataloader_cpu": (
+            lambda seed: per_item_epoch(dataset, batch_size, seed),
+            torch.device("cpu"),
+        )
+    }
+    for device in devices:
+        on_device = cpu if device == "cpu" else cpu.to(device)
+        for method in METHODS:
+            paths[f"{method}_{device}"] = (
+                lambda seed, d=on_device, m=method: vectorised_epoch(d, batch_size, pad, m, seed),
+                on_device.device,
+            )
+    runs: dict[str, list[float]] = {key: [] for key in paths}
+    setup: dict[str, float] = {}
+    for rep in range(repeats):
+        log.info("round %d/%d: %s", rep + 1, repeats, ", ".join(paths))
+        for key, (epoch, device) in paths.items():
+            warmup, rate = time_run(epoch(rep), num_batches, device)
+            setup.setdefault(key, warmup)
+            runs[key].append(rate)
+
+    result: dict[str, Any] = {
+        "data": {
+            "source": source,
+            "samples": cpu.num_samples,
+            "sequences": len(cpu.sequences),
+            "joints": cpu.num_joints,
+        },
+        "batch_size": batch_size,
+        "num_batches": num_batches,
+        "pad": pad,
+        "frames": 2 * pad + 1,
+        "repeats": repeats,
+    }
+    baseline = float(np.median(runs["per_item_dataloader_cpu"]))
+    for key in paths:
+        rate = float(np.median(runs[key]))
+        result[key] = {
+            "samples_per_s": rate,
+            "runs_samples_per_s": runs[key],
+            "first_batch_seconds": setup[key],
+            "speedup": rate / baseline,
+        }
+    return result
+
+
+def _import_stage(module: str, name: str) -> tuple[Callable[..., Any] | None, str]:
+    """``module.name`` or (None, why) when that stage is not importable yet."""
+    try:
+        mod = __import__(module, fromlist=[name])
+        return getattr(mod, name), ""
+    except (ImportError, AttributeError) as exc:
+        return None, f"{module}.{name} is not importable ({type(exc).__name__}: {exc})"
+
+
+def bench_generate_preprocess(scales: list[str], workdir: Path) -> list[dict[str, Any]]:
+    """Wall time of ``generate`` per scale, then ``build_hdf5`` (gt, h36m16) on its output."""
+    import h5py
+
+    generate, why_gen = _import_stage("mlpgraph.data.synthetic", "generate")
+    build_hdf5, why_pre = _import_stage("mlpgraph.data.preprocess", "build_hdf5")
+    rows: list[dict[str, Any]] = []
+    for scale in scales:
+        row: dict[str, Any] = {"scale": scale}
+        rows.append(row)
+        if generate is None:
+            log.warning("skipping synthetic generation: %s", why_gen)
+            row["generate"] = {"status": "unavailable", "reason": why_gen}
+            continue
+        raw_dir = workdir / f"raw_{scale}"
+        log.info("generating synthetic data, scale %s", scale)
+        began = time.perf_counter()
+        files = generate(raw_dir, scale=scale, seed=0)
+        row["generate"] = {
+            "status": "ok",
+            "seconds": time.perf_counter() - began,
+            "bytes": sum(Path(p).stat().st_size for p in files.values() if Path(p).is_file()),
+        }
+        if build_hdf5 is None:
+            log.warning("skipping preprocessing: %s", why_pre)
+            row["preprocess"] = {"status": "unavailable", "reason": why_pre}
+            continue
+        out_path = workdir / f"h36m_gt_h36m16_{scale}.h5"
+        log.info("preprocessing scale %s", scale)
+        began = time.perf_counter()
+        build_hdf5(raw_dir, out_path, keypoints="gt", layout="h36m16")
+        seconds = time.perf_counter() - began
+        with h5py.File(out_path, "r") as h5:
+            poses = int(h5["poses_2d"].shape[0])
+        row["preprocess"] = {
+            "status": "ok",
+            "seconds": seconds,
+            "poses": poses,
+            "poses_per_s": poses / seconds,
+            "bytes": out_path.stat().st_size,
+        }
+    return rows
+
+
+def machine_info(devices: list[str]) -> dict[str, Any]:
+    """Where the numbers were taken."""
+    info: dict[str, Any] = {
+        "cpu_count": os.cpu_count(),
+        "affinity_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "processor": platform.processor(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "devices": devices,
+    }
+    if torch.cuda.is_available():
+        info["cuda_device"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def format_table(results: dict[str, Any]) -> str:
+    """The human-readable summary printed to stdout."""
+    rows: list[tuple[str, str]] = []
+    gather = results.get("window_gather")
+    if gather:
+        d = gather["data"]
+        rows.append(
+            (
+                "data",
+                f"{d['source']}: {d['samples']:,} samples, {d['sequences']} sequences, "
+                f"{d['joints']} joints; T={gather['frames']}, batch {gather['batch_size']}, "
+                f"{gather['num_batches']} batches, median of {gather['repeats']} runs",
+            )
+        )
+        rows.append(
+            (
+                "per-item Dataset+DataLoader (cpu)",
+                f"{gather['per_item_dataloader_cpu']['samples_per_s']:,.0f} samples/s",
+            )
+        )
+        for device in results["machine"]["devices"]:
+            for method, name in METHODS.items():
+                timing = gather[f"{method}_{device}"]
+                rows.append(
+                    (
+                        f"{name} ({device})",
+                        f"{timing['samples_per_s']:,.0f} samples/s ({timing['speedup']:.1f}x)",
+                    )
+                )
+    for row in results.get("synthetic", []):
+        gen, pre = row.get("generate", {}), row.get("preprocess", {})
+        if gen.get("status") == "ok":
+            rows.append((f"generate synthetic ({row['scale']})", f"{gen['seconds']:.1f} s"))
+        else:
+            rows.append((f"generate synthetic ({row['scale']})", "unavailable"))
+        if pre.get("status") == "ok":
+            rows.append(
+                (
+                    f"preprocess gt/h36m16 ({row['scale']})",
+                    f"{pre['poses']:,} poses in {pre['seconds']:.1f} s = {pre['poses_per_s']:,.0f} poses/s",
+                )
+            )
+        elif pre:
+            rows.append((f"preprocess gt/h36m16 ({row['scale']})", "unavailable"))
+    rows.append(("peak RSS", f"{results['peak_rss_mb']:,.0f} MB"))
+    width = max(len(name) for name, _ in rows)
+    lines = [f"{'benchmark':<{width}}  result", f"{'-' * width}  {'-' * 40}"]
+    lines += [f"{name:<{width}}  {value}" for name, value in rows]
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", choices=sorted(RANDOM_SAMPLES), default="small")
+    parser.add_argument("--out", type=Path, default=Path("metrics/bench_data.json"))
+    parser.add_argument("--processed", type=Path, help="processed HDF5 to gather from (else random arrays)")
+    parser.add_argument("--skip-generate", action="store_true", help="skip generate + preprocess")
+    parser.add_argument("--skip-gather", action="store_true", help="skip the window benchmark")
+    parser.add_argument(
+        "--generate-scales",
+        nargs="+",
+        choices=["tiny", "small", "full"],
+        help="synthetic scales to time (default: small for --scale small, small and full for full)",
+    )
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--num-batches", type=int, default=50)
+    parser.add_argument("--pad", type=int, default=121, help="window half-width (T = 2*pad+1)")
+    parser.add_argument("--repeats", type=int, default=7, help="timed runs; the median is kept")
+    parser.add_argument("--default-allocator", action="store_true", help="leave glibc's malloc settings alone")
+    parser.add_argument(
+        "--device",
+        action="append",
+        help="device(s) for the vectorised path (default: cpu, and cuda when available)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    torch.set_num_threads(args.threads)
+    devices = args.device or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
+    results: dict[str, Any] = {"scale": args.scale, "machine": machine_info(devices)}
+    results["machine"]["allocator"] = "default" if args.default_allocator else configure_allocator()
+
+    if not args.skip_gather:
+        if args.processed:
+            log.info("loading %s", args.processed)
+            data = PoseArrays.from_processed(args.processed)
+            source = str(args.processed)
+        else:
+            samples = RANDOM_SAMPLES[args.scale]
+            log.info("random arrays: %d samples", samples)
+            data = PoseArrays.from_numpy(*random_arrays(samples))
+            source = "random arrays"
+        results["window_gather"] = bench_gather(
+            data, source, args.batch_size, args.num_batches, args.pad, devices, args.repeats
+        )
+        del data
+
+    if not args.skip_generate:
+        scales = args.generate_scales or GENERATE_SCALES[args.scale]
+        with tempfile.TemporaryDirectory(prefix="mlpgraph-bench-") as tmp:
+            results["synthetic"] = bench_generate_preprocess(scales, Path(tmp))
+
+    results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    with atomic_path(args.out) as tmp_out:
+        tmp_out.write_text(json.dumps(results, indent=2) + "\n")
+    log.info("wrote %s", args.out)
+    print(format_table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
