@@ -357,6 +357,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--num-batches", type=int, default=50)
     parser.add_argument("--pad", type=int, default=121, help="window half-width (T = 2*pad+1)")
     parser.add_argument("--repeats", type=int, default=7, help="timed runs; the median is kept")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads (default 1, like the single-process per-item path; more "
+        "threads made CPU timings erratic on a 2-vCPU VM)",
+    )
     parser.add_argument("--default-allocator", action="store_true", help="leave glibc's malloc settings alone")
     parser.add_argument(
         "--device",
