@@ -16,6 +16,7 @@ PIPELINE_FILES = (
     "Snakefile",
     "dvc.yaml",
     "params.yaml",
+    "envs",
     "configs",
     "stages",
     "src",

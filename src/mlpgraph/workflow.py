@@ -3,26 +3,35 @@
 ``dvc.yaml`` is the declarative table (stages, ``foreach`` over experiments, commands, deps,
 params keys, outs). DVC's own API resolves its templating; :func:`load_stage_table` turns each
 resolved stage into a :class:`StageSpec` from which the ``Snakefile`` builds one rule, adding
-what only Snakemake has (threads and resources from ``params.yaml``'s ``resources`` section,
-and the parameter values a rule depends on, so Snakemake reruns it when they change).
+what only Snakemake has (threads and resources from ``params.yaml``'s ``resources`` section).
 Nothing about a stage is written in two places.
+
+What produced the current outputs is recorded in one place too: ``dvc.lock`` (written by
+``dvc repro``, and by ``dvc commit`` in the Snakefile's ``onsuccess``). Snakemake compares
+files by modification time only; a stage whose command, dependency list or parameter values
+differ from its ``dvc.lock`` entry gets its *stamp* (a file under ``.snakemake/mlpgraph-stamps``
+that every rule takes as input) touched, so Snakemake reruns exactly what DVC would, and
+neither engine's private bookkeeping can disagree with the other's.
 
 Convention: an output path without a file suffix (``data/raw``) is a directory.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlpgraph.params import get, load_params
+from mlpgraph.params import get, load_params, read_yaml
 
 DEFAULT_RESOURCES = {"threads": 1, "mem_mb": 2000, "runtime": 30, "gpu": 0}
+STAMP_DIR = Path(".snakemake") / "mlpgraph-stamps"
+PARAMS_FILE = "params.yaml"
+_MISSING = object()
 
 
 @dataclass(frozen=True)
@@ -37,7 +46,6 @@ class StageSpec:
     metrics: tuple[str, ...] = ()
     plots: tuple[str, ...] = ()
     resources: Mapping[str, int] = field(default_factory=dict)
-    param_values: str = "{}"  # JSON of the effective values of ``params`` (preset applied)
 
     @property
     def rule_name(self) -> str:
@@ -85,7 +93,6 @@ def load_stage_table(root: str | os.PathLike[str] = ".") -> list[StageSpec]:
                     files.append(_relative(dep.def_path, root, stage.wdir))
             outs = tuple(_relative(out.def_path, root, stage.wdir) for out in stage.outs)
             family = stage.name.split("@", 1)[0]
-            values = {key: get(params, key, None) for key in keys}
             specs.append(
                 StageSpec(
                     name=stage.addressing,
@@ -96,7 +103,6 @@ def load_stage_table(root: str | os.PathLike[str] = ".") -> list[StageSpec]:
                     metrics=tuple(o for o, out in zip(outs, stage.outs, strict=True) if out.metric),
                     plots=tuple(o for o, out in zip(outs, stage.outs, strict=True) if out.plot),
                     resources=stage_resources(family, params),
-                    param_values=json.dumps(values, sort_keys=True),
                 )
             )
     return specs
@@ -111,3 +117,53 @@ def stages_with_outputs(specs: list[StageSpec], root: str | os.PathLike[str] = "
     """Names of the stages whose outputs all exist (what ``dvc commit`` can record)."""
     root = Path(root)
     return [s.name for s in specs if s.outs and all((root / o).exists() for o in s.outs)]
+
+
+def stale_reasons(specs: list[StageSpec], root: str | os.PathLike[str] = ".") -> dict[str, str]:
+    """Stages whose ``dvc.lock`` entry no longer matches the table: name -> reason.
+
+    Compared as DVC does: the command, the set of dependency paths, and each params key's value
+    in ``params.yaml`` (the preset file is a file dependency, judged by its time stamp).
+    Stages without a lock entry are left to Snakemake's own judgement (missing or older outputs).
+    """
+    root = Path(root)
+    lock_path = root / "dvc.lock"
+    locked = (read_yaml(lock_path).get("stages") or {}) if lock_path.is_file() else {}
+    raw_params = read_yaml(root / PARAMS_FILE)
+    reasons = {}
+    for spec in specs:
+        entry = locked.get(spec.name)
+        if entry is None:
+            continue
+        locked_values = (entry.get("params") or {}).get(PARAMS_FILE) or {}
+        changed = [k for k in spec.params if locked_values.get(k, _MISSING) != get(raw_params, k, _MISSING)]
+        if entry.get("cmd") != spec.cmd:
+            reasons[spec.name] = "command changed"
+        elif {d["path"] for d in entry.get("deps") or []} != set(spec.deps):
+            reasons[spec.name] = "dependency list changed"
+        elif changed:
+            reasons[spec.name] = f"params changed: {', '.join(changed)}"
+    return reasons
+
+
+def refresh_stamps(specs: list[StageSpec], root: str | os.PathLike[str] = ".") -> dict[str, Path]:
+    """Create each stage's stamp (dated 1970) if missing, and date the stale stages' stamps now.
+
+    Returns stage name -> stamp path (relative to ``root``), the extra input of each rule.
+    """
+    root = Path(root)
+    (root / STAMP_DIR).mkdir(parents=True, exist_ok=True)
+    stale = stale_reasons(specs, root)
+    stamps = {}
+    for spec in specs:
+        stamp = STAMP_DIR / spec.rule_name
+        full = root / stamp
+        if spec.name in stale:
+            full.write_text(stale[spec.name] + "\n")
+            now = time.time()
+            os.utime(full, (now, now))
+        elif not full.exists():
+            full.write_text("")
+            os.utime(full, (0, 0))
+        stamps[spec.name] = stamp
+    return stamps
