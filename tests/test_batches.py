@@ -218,7 +218,7 @@ def test_pose_arrays_subject_subset(tmp_path: Path, subjects: list[str] | None, 
 def test_pose_arrays_rejects_unknown_subject_and_incomplete_file(tmp_path: Path) -> None:
     path = tmp_path / "p.h5"
     _write_processed(path)
-    with pytest.raises(UserInputError, match="unknown subjects"):
+    with pytest.raises(UserInputError, match=r"subjects \[.S2.\] not in the file"):
         PoseArrays.from_processed(path, ["S2"])
     with h5py.File(path, "a") as h5:
         h5.attrs["complete"] = False

@@ -10,11 +10,9 @@ samples would not fit in memory) and no per-sample Python code runs. See
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -220,57 +218,30 @@ class PoseArrays:
     ) -> PoseArrays:
         """Load a processed HDF5 file (:mod:`mlpgraph.data.schema`), keeping ``subjects`` only.
 
-        Each dataset is read whole, once; subject selection keeps whole sequences (a sequence
-        belongs to one subject), so they stay contiguous, and the sequence table is renumbered.
-        ``meta`` holds ``root_3d``, ``subject``, ``action``, ``family``, ``camera``, ``frame`` for
-        the kept samples and ``intrinsics`` per kept sequence; ``attrs`` the file's attributes.
+        Reading and subject selection are :func:`mlpgraph.data.preprocess.load_processed`'s:
+        each dataset read whole, once; whole sequences kept and renumbered. ``meta`` holds
+        ``root_3d``, ``subject``, ``action``, ``family``, ``camera``, ``frame`` for the kept
+        samples and ``intrinsics`` per kept sequence; ``attrs`` the file's attributes.
         """
-        import h5py
+        from mlpgraph.data.preprocess import load_processed
 
-        path = Path(path)
-        if not path.is_file():
-            raise UserInputError(f"{path}: processed file not found")
-        with h5py.File(path, "r") as h5:
-            attrs = {key: _decode_attr(value) for key, value in h5.attrs.items()}
-            if not attrs.get("complete", False):
-                raise UserInputError(f"{path}: incomplete processed file (no 'complete' attribute)")
-            missing = [n for n in (*schema.PER_SAMPLE_DATASETS, schema.SEQUENCES) if n not in h5]
-            if missing:
-                raise UserInputError(f"{path}: missing datasets {missing}")
-            data = {name: h5[name][()] for name in (*schema.PER_SAMPLE_DATASETS, schema.SEQUENCES)}
-            intrinsics = h5[schema.INTRINSICS][()] if schema.INTRINSICS in h5 else None
-        sequences = np.asarray(data[schema.SEQUENCES], dtype=np.int64).reshape(-1, 2)
-        sequence = np.asarray(data[schema.SEQUENCE], dtype=np.int64)
+        data = load_processed(path, subjects)
+        attrs = data.pop("attrs")
+        if subjects is not None:
+            attrs["selected_subjects"] = list(subjects)
         try:
-            sequence_bounds(sequences, sequence)
+            sequence_bounds(data[schema.SEQUENCES], data[schema.SEQUENCE])
         except UserInputError as exc:
             raise UserInputError(f"{path}: {exc}") from None
-
-        if subjects is not None:
-            names = list(attrs.get("subjects", []))
-            unknown = [s for s in subjects if s not in names]
-            if unknown:
-                raise UserInputError(f"{path}: unknown subjects {unknown}; the file has {names}")
-            keep = np.isin(data[schema.SUBJECT], [names.index(s) for s in subjects])
-            sequences, sequence, kept_rows = _subset_sequences(sequences, sequence, keep)
-            data = {name: value[keep] for name, value in data.items() if name != schema.SEQUENCES}
-            if intrinsics is not None:
-                intrinsics = intrinsics[kept_rows]
-            attrs["selected_subjects"] = list(subjects)
-        meta = {
-            name: data[name]
-            for name in (schema.ROOT_3D, schema.SUBJECT, schema.ACTION, schema.FAMILY,
-                         schema.CAMERA, schema.FRAME)
-        }  # fmt: skip
-        if intrinsics is not None:
-            meta[schema.INTRINSICS] = intrinsics
-        layout = str(attrs.get("layout", "h36m16"))
+        meta_names = (schema.ROOT_3D, schema.SUBJECT, schema.ACTION, schema.FAMILY, schema.CAMERA, schema.FRAME)
+        meta = {name: data[name] for name in meta_names}
+        meta[schema.INTRINSICS] = data[schema.INTRINSICS]
         return cls.from_numpy(
             data[schema.POSES_2D],
             data[schema.POSES_3D],
-            sequences,
-            sequence,
-            layout=layout,
+            data[schema.SEQUENCES],
+            data[schema.SEQUENCE],
+            layout=str(attrs["layout"]),
             device=device,
             meta=meta,
             attrs=attrs,
@@ -342,44 +313,6 @@ class PoseArrays:
         yield from order.split(batch_size)
 
 
-def _subset_sequences(
-    sequences: np.ndarray, sequence: np.ndarray, keep: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Renumbered (sequences, sequence) after keeping the samples in ``keep``, and the kept rows.
-
-    Every sequence must be kept whole or dropped whole; its new start is the number of kept
-    samples before its old start, so it stays one contiguous range.
-    """
-    kept_count = np.bincount(sequence[keep], minlength=len(sequences))
-    partial = (kept_count > 0) & (kept_count != sequences[:, 1])
-    if np.any(partial):
-        raise UserInputError(
-            f"subject selection splits sequences {np.flatnonzero(partial)[:5].tolist()}"
-        )
-    kept_rows = np.flatnonzero(kept_count > 0)
-    kept_before = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])
-    new_sequences = np.stack(
-        [kept_before[sequences[kept_rows, 0]], sequences[kept_rows, 1]], axis=1
-    ).astype(np.int64)
-    renumber = np.full(len(sequences), -1, dtype=np.int64)
-    renumber[kept_rows] = np.arange(len(kept_rows))
-    return new_sequences, renumber[sequence[keep]], kept_rows
-
-
 def _torch_dtype(array: np.ndarray) -> torch.dtype:
     """float32 for floating arrays, int64 for integer ones (indexing-friendly)."""
     return torch.float32 if np.issubdtype(np.asarray(array).dtype, np.floating) else torch.long
-
-
-def _decode_attr(value: Any) -> Any:
-    """HDF5 attribute as a Python value: JSON strings decoded, numpy scalars unwrapped."""
-    if isinstance(value, bytes):
-        value = value.decode()
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError:
-            return value
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
