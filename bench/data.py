@@ -274,29 +274,17 @@ def bench_gather(
     return result
 
 
-def _import_stage(module: str, name: str) -> tuple[Callable[..., Any] | None, str]:
-    """``module.name`` or (None, why) when that stage is not importable yet."""
-    try:
-        mod = __import__(module, fromlist=[name])
-        return getattr(mod, name), ""
-    except (ImportError, AttributeError) as exc:
-        return None, f"{module}.{name} is not importable ({type(exc).__name__}: {exc})"
-
-
 def bench_generate_preprocess(scales: list[str], workdir: Path) -> list[dict[str, Any]]:
     """Wall time of ``generate`` per scale, then ``build_hdf5`` (gt, h36m16) on its output."""
     import h5py
 
-    generate, why_gen = _import_stage("mlpgraph.data.synthetic", "generate")
-    build_hdf5, why_pre = _import_stage("mlpgraph.data.preprocess", "build_hdf5")
+    from mlpgraph.data.preprocess import build_hdf5
+    from mlpgraph.data.synthetic import generate
+
     rows: list[dict[str, Any]] = []
     for scale in scales:
         row: dict[str, Any] = {"scale": scale}
         rows.append(row)
-        if generate is None:
-            log.warning("skipping synthetic generation: %s", why_gen)
-            row["generate"] = {"status": "unavailable", "reason": why_gen}
-            continue
         raw_dir = workdir / f"raw_{scale}"
         log.info("generating synthetic data, scale %s", scale)
         began = time.perf_counter()
@@ -306,10 +294,6 @@ def bench_generate_preprocess(scales: list[str], workdir: Path) -> list[dict[str
             "seconds": time.perf_counter() - began,
             "bytes": sum(Path(p).stat().st_size for p in files.values() if Path(p).is_file()),
         }
-        if build_hdf5 is None:
-            log.warning("skipping preprocessing: %s", why_pre)
-            row["preprocess"] = {"status": "unavailable", "reason": why_pre}
-            continue
         out_path = workdir / f"h36m_gt_h36m16_{scale}.h5"
         log.info("preprocessing scale %s", scale)
         began = time.perf_counter()
@@ -384,19 +368,14 @@ def format_table(results: dict[str, Any]) -> str:
                 )
     for row in results.get("synthetic", []):
         gen, pre = row.get("generate", {}), row.get("preprocess", {})
-        if gen.get("status") == "ok":
-            rows.append((f"generate synthetic ({row['scale']})", f"{gen['seconds']:.1f} s"))
-        else:
-            rows.append((f"generate synthetic ({row['scale']})", "unavailable"))
-        if pre.get("status") == "ok":
+        rows.append((f"generate synthetic ({row['scale']})", f"{gen['seconds']:.1f} s"))
+        if pre:
             rows.append(
                 (
                     f"preprocess gt/h36m16 ({row['scale']})",
                     f"{pre['poses']:,} poses in {pre['seconds']:.1f} s = {pre['poses_per_s']:,.0f} poses/s",
                 )
             )
-        elif pre:
-            rows.append((f"preprocess gt/h36m16 ({row['scale']})", "unavailable"))
     rows.append(("peak RSS", f"{results['peak_rss_mb']:,.0f} MB"))
     width = max(len(name) for name, _ in rows)
     lines = [f"{'benchmark':<{width}}  result", f"{'-' * width}  {'-' * 40}"]

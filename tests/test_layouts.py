@@ -54,43 +54,8 @@ def test_raw_32_reduction_removes_the_community_list():
 
 
 def test_3dhp_mapping_matches_model_md():
-    assert H36M17.indices_from(MPI3DHP17).tolist() == [
-        14,
-        8,
-        9,
-        10,
-        11,
-        12,
-        13,
-        15,
-        1,
-        16,
-        0,
-        5,
-        6,
-        7,
-        2,
-        3,
-        4,
-    ]
-    assert H36M16.indices_from(MPI3DHP17).tolist() == [
-        14,
-        8,
-        9,
-        10,
-        11,
-        12,
-        13,
-        15,
-        1,
-        0,
-        5,
-        6,
-        7,
-        2,
-        3,
-        4,
-    ]
+    assert H36M17.indices_from(MPI3DHP17).tolist() == [14, 8, 9, 10, 11, 12, 13, 15, 1, 16, 0, 5, 6, 7, 2, 3, 4]
+    assert H36M16.indices_from(MPI3DHP17).tolist() == [14, 8, 9, 10, 11, 12, 13, 15, 1, 0, 5, 6, 7, 2, 3, 4]
     assert MPI3DHP17.root == 14
 
 
