@@ -162,3 +162,31 @@ def test_real_mocap_runs_through_fetch_and_preprocess(tmp_path):
     assert np.all(data["root_3d"][:, 2] > 1.0)
     # Inside the image for nearly every joint-frame (normalised x in [-1, 1]).
     assert np.mean(np.abs(poses_2d[..., 0]) <= 1.0) > 0.98
+
+
+def _hard_pose_file(path: Path, poses_2d: np.ndarray, poses_3d: np.ndarray) -> None:
+    """The release's hard-pose format: object arrays whose item 0 holds the poses."""
+    holders = {}
+    for key, poses in (("pose_2d", poses_2d), ("pose_3d", poses_3d)):
+        holder = np.empty(1, dtype=object)
+        holder[0] = poses
+        holders[key] = holder
+    np.savez(path, **holders)
+
+
+def test_optional_hard_pose_file_is_validated_and_linked(synthetic_raw, tmp_path):
+    user = tmp_path / "user"
+    user.mkdir()
+    shutil.copy2(synthetic_raw / schema.RAW_3D, user / schema.RAW_3D)
+    rng = np.random.default_rng(0)
+    poses_3d = rng.normal(scale=0.3, size=(40, 16, 3)).astype(np.float32)
+    poses_2d = rng.uniform(-0.8, 0.8, size=(40, 16, 2)).astype(np.float32)
+    _hard_pose_file(user / "whole_body_S0.05_f5_1_gt.npz", poses_2d, poses_3d)
+    fetch(params(source="files", dir=str(user), keypoints=["gt"]), tmp_path / "raw")
+    origin = read_manifest(tmp_path / "raw")["files"][schema.RAW_HARD_POSES]["origin"]
+    assert origin.endswith("whole_body_S0.05_f5_1_gt.npz")
+
+    _hard_pose_file(user / "whole_body_S0.05_f5_1_gt.npz", poses_2d * 500, poses_3d)  # pixels, not normalised
+    with pytest.raises(UserInputError, match="whole_body_S0.05_f5_1_gt.npz"):
+        fetch(params(source="files", dir=str(user), keypoints=["gt"]), tmp_path / "raw2")
+    assert not (tmp_path / "raw2").exists()
