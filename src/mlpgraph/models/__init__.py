@@ -1,0 +1,1 @@
+"""Lifting networks: MLP-Graph (as released), its pose refinement, and the graph baselines."""
