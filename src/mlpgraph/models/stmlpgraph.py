@@ -323,8 +323,13 @@ class MLPGraph(nn.Module):
         offsets = [0]
         for w in widths:
             offsets.append(offsets[-1] + w)
+        mix_in = [
+            torch.cat((blk.joint_mlp[0].weight.T, blk.joint_mlp[0].bias[None]), dim=0).contiguous()
+            for blk in self.blocks
+        ]
         return {
             "signature": self._signature(),
+            "mix_in": mix_in,
             "kernels": kernels,
             "initial_matrix": mats.to(dtype).contiguous(),
             "initial_scale": scale.to(dtype)[:, None, :].contiguous(),
@@ -346,11 +351,14 @@ class MLPGraph(nn.Module):
         initial = torch.addcmul(fused["initial_bias"], initial, fused["initial_scale"])
         c = h.shape[1]
         h = h.view(j, n, c)
+        rows = h.new_empty(j + 1, n * c)
+        rows[j] = 1.0
         for b, block in enumerate(self.blocks):
-            ln, lin_a, lin_b = block.joint_norm, block.joint_mlp[0], block.joint_mlp[3]
-            y = fn.layer_norm(h, (c,), ln.weight, ln.bias, ln.eps).view(j, n * c)
-            y = fn.gelu(torch.addmm(lin_a.bias[:, None], lin_a.weight, y))
-            y = torch.addmm(lin_b.bias[:, None], lin_b.weight, y)
+            ln, lin_b = block.joint_norm, block.joint_mlp[3]
+            # Linear(J -> S) as one bias-free GEMM: a row of ones carries the bias (no broadcast copy).
+            rows[:j] = fn.layer_norm(h, (c,), ln.weight, ln.bias, ln.eps).view(j, n * c)
+            y = fn.gelu(rows.T @ fused["mix_in"][b])
+            y = torch.addmm(lin_b.bias[:, None], lin_b.weight, y.T)
             h = h + y.view(j, n, c)
             (s1, e1), (s2, e2) = fused["slices"][2 * b], fused["slices"][2 * b + 1]
             y = fn.gelu(torch.baddbmm(initial[..., s1:e1], h, fused["kernels"][2 * b]))
