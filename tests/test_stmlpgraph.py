@@ -219,6 +219,22 @@ def test_training_mode_never_uses_fast_path():
     assert model.blocks[0].wjc1.weight.grad is not None
 
 
+def test_fast_path_input_gradient_matches_plain():
+    torch.manual_seed(7)
+    model = MLPGraph(**FAST_CONFIGS[2])
+    _train_a_little(model)
+    model.eval()
+    x = torch.randn(6, 9, 16, 2)
+    grads = []
+    for fuse in (False, True):
+        if fuse:
+            model.fuse_for_inference()
+        xi = x.clone().requires_grad_(True)
+        model(xi).square().sum().backward()
+        grads.append(xi.grad)
+    torch.testing.assert_close(grads[1], grads[0], atol=1e-5, rtol=1e-4)
+
+
 def test_graph_aggregation_is_plain_only():
     model = MLPGraph(**FAST_CONFIGS[0], aggregation="graph").eval()
     model.fuse_for_inference()

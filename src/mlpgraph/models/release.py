@@ -118,7 +118,7 @@ def load_release_state_dict(module: nn.Module, state_dict: Mapping[str, Tensor],
         except UserInputError:
             ours = None
         if ours is None or ours not in expected:
-            raise UserInputError(f"{what}: unexpected tensor {key!r} with shape {_shape(value.shape)}")
+            raise UserInputError(f"{what}: unexpected tensor {key!r} with shape {_shape(value.shape)}, expected none")
         want = expected[ours].shape
         want_release = (1, *want) if _is_unsqueezed(ours) else tuple(want)
         if tuple(value.shape) != tuple(want_release):

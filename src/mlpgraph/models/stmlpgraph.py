@@ -351,12 +351,11 @@ class MLPGraph(nn.Module):
         initial = torch.addcmul(fused["initial_bias"], initial, fused["initial_scale"])
         c = h.shape[1]
         h = h.view(j, n, c)
-        rows = h.new_empty(j + 1, n * c)
-        rows[j] = 1.0
+        ones = h.new_ones(1, n * c)
         for b, block in enumerate(self.blocks):
             ln, lin_b = block.joint_norm, block.joint_mlp[3]
             # Linear(J -> S) as one bias-free GEMM: a row of ones carries the bias (no broadcast copy).
-            rows[:j] = fn.layer_norm(h, (c,), ln.weight, ln.bias, ln.eps).view(j, n * c)
+            rows = torch.cat((fn.layer_norm(h, (c,), ln.weight, ln.bias, ln.eps).view(j, n * c), ones))
             y = fn.gelu(rows.T @ fused["mix_in"][b])
             y = torch.addmm(lin_b.bias[:, None], lin_b.weight, y.T)
             h = h + y.view(j, n, c)
