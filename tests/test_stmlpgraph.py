@@ -168,6 +168,12 @@ def test_fast_path_matches_plain(cfg: dict):
     assert (fused - plain).abs().max().item() < 1e-5
 
 
+def test_fast_configs_cover_both_fold_variants():
+    # 2T < C folds the token projection into each WJC's kernel; otherwise a shared initial GEMM is used
+    variants = {MLPGraph(**cfg).eval().fuse_for_inference()._fused["augmented"] for cfg in FAST_CONFIGS}
+    assert variants == {True, False}
+
+
 def test_fast_path_invalidated_by_train_mode_and_weight_changes():
     torch.manual_seed(2)
     cfg = FAST_CONFIGS[0]

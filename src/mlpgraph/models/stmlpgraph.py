@@ -287,12 +287,16 @@ class MLPGraph(nn.Module):
         and the eval BatchNorm behind it, y = out * s + t with s = gamma / sqrt(var + eps) and
         t = beta - mean * s, scales the columns: K_j = (W[1] + c_j W[0] diag(M_j)) diag(s),
         bias' = bias * s + t. The initial terms depend on X0 only (the first WJC sees X0, the second
-        sees X0 W_x1), so all blocks' initial terms come from one matmul X0 @ [W_x1 | W_x1 W_x2 | ...]
-        (or u @ E^T [...] when the 2T-wide token is narrower than C), scaled per joint by
-        alpha M_j s.
+        sees X0 W_x1, so its term is X0 (W_x1 W_x2)), and X0 = u E^T + e is affine in the token u:
+        - 2T < C ("augmented"): each WJC is one per-joint matmul [H_j | u_j | 1] @ [K_j; G_j; b_j] with
+          G_j = E^T W_x diag(alpha M_j s) and b_j = (e W_x) * alpha M_j s + bias';
+        - otherwise all blocks' initial terms come from one shared GEMM X0 @ [W_x1 | W_x1 W_x2 | ...],
+          scaled per joint by alpha M_j s, and each WJC is baddbmm(initial + bias', H, K).
         """
         f64 = torch.float64
         dtype = self.embed.weight.dtype
+        e_w, e_b = self.embed.weight.to(f64), self.embed.bias.to(f64)
+        augmented = self.embed.in_features < self.embed.out_features
         kernels, initial_mats, initial_scale, biases = [], [], [], []
         for block in self.blocks:
             x_map = None
@@ -304,39 +308,34 @@ class MLPGraph(nn.Module):
                 s = bn.weight.to(f64) / torch.sqrt(bn.running_var.to(f64) + bn.eps)
                 t = bn.bias.to(f64) - bn.running_mean.to(f64) * s
                 kernel = (w[1][None] + coef[:, None, None] * w[0][None] * m[:, None, :]) * s
-                kernels.append(kernel.to(dtype).contiguous())
                 wx = wjc.initial_weight.to(f64)
                 x_map = wx if x_map is None else x_map @ wx
+                scale = wjc.alpha * m * s
+                bias = wjc.bias.to(f64) * s + t
+                if augmented:
+                    token_rows = (e_w.T @ x_map)[None] * scale[:, None, :]
+                    bias_row = ((e_b @ x_map) * scale + bias)[:, None, :]
+                    kernel = torch.cat((kernel, token_rows, bias_row), dim=1)
+                kernels.append(kernel.to(dtype).contiguous())
                 initial_mats.append(x_map)
-                initial_scale.append(wjc.alpha * m * s)
-                biases.append(wjc.bias.to(f64) * s + t)
-        mats = torch.cat(initial_mats, dim=1)
-        scale = torch.cat(initial_scale, dim=1)
-        bias = torch.cat(biases)
-        token_dim = self.embed.in_features
-        from_tokens = token_dim < self.embed.out_features
-        if from_tokens:
-            e_w, e_b = self.embed.weight.to(f64), self.embed.bias.to(f64)
-            bias = bias + (e_b @ mats) * scale
-            mats = e_w.T @ mats
-        widths = [k.shape[2] for k in kernels]
-        offsets = [0]
-        for w in widths:
-            offsets.append(offsets[-1] + w)
+                initial_scale.append(scale)
+                biases.append(bias)
         mix_in = [
             torch.cat((blk.joint_mlp[0].weight.T, blk.joint_mlp[0].bias[None]), dim=0).contiguous()
             for blk in self.blocks
         ]
-        return {
-            "signature": self._signature(),
-            "mix_in": mix_in,
-            "kernels": kernels,
-            "initial_matrix": mats.to(dtype).contiguous(),
-            "initial_scale": scale.to(dtype)[:, None, :].contiguous(),
-            "initial_bias": bias.expand_as(scale).to(dtype)[:, None, :].contiguous(),
-            "from_tokens": from_tokens,
-            "slices": [(offsets[i], offsets[i + 1]) for i in range(len(widths))],
-        }
+        fused: dict[str, Any] = {"signature": self._signature(), "mix_in": mix_in, "kernels": kernels}
+        fused["augmented"] = augmented
+        if not augmented:
+            scale = torch.cat(initial_scale, dim=1)
+            offsets = [0]
+            for mat in initial_mats:
+                offsets.append(offsets[-1] + mat.shape[1])
+            fused["initial_matrix"] = torch.cat(initial_mats, dim=1).to(dtype).contiguous()
+            fused["initial_scale"] = scale.to(dtype)[:, None, :].contiguous()
+            fused["initial_bias"] = torch.cat(biases).expand_as(scale).to(dtype)[:, None, :].contiguous()
+            fused["slices"] = [(offsets[i], offsets[i + 1]) for i in range(len(initial_mats))]
+        return fused
 
     def _forward_fused(self, x: Tensor) -> Tensor:
         """Joint-major (J, N, C) evaluation with one batched per-joint matmul per WJC."""
@@ -346,12 +345,15 @@ class MLPGraph(nn.Module):
         n, j = x.shape[0], self.num_joints
         tokens = x.permute(2, 0, 1, 3).reshape(j * n, 2 * self.frames)
         h = torch.addmm(self.embed.bias, tokens, self.embed.weight.T)
-        source = tokens if fused["from_tokens"] else h
-        initial = (source @ fused["initial_matrix"]).view(j, n, -1)
-        initial = torch.addcmul(fused["initial_bias"], initial, fused["initial_scale"])
+        if fused["augmented"]:
+            tokens_1 = torch.cat((tokens, tokens.new_ones(j * n, 1)), dim=1).view(j, n, -1)
+        else:
+            initial = (h @ fused["initial_matrix"]).view(j, n, -1)
+            initial = torch.addcmul(fused["initial_bias"], initial, fused["initial_scale"])
         c = h.shape[1]
         h = h.view(j, n, c)
         ones = h.new_ones(1, n * c)
+        kernels = fused["kernels"]
         for b, block in enumerate(self.blocks):
             ln, lin_b = block.joint_norm, block.joint_mlp[3]
             # Linear(J -> S) as one bias-free GEMM: a row of ones carries the bias (no broadcast copy).
@@ -359,9 +361,13 @@ class MLPGraph(nn.Module):
             y = fn.gelu(rows.T @ fused["mix_in"][b])
             y = torch.addmm(lin_b.bias[:, None], lin_b.weight, y.T)
             h = h + y.view(j, n, c)
-            (s1, e1), (s2, e2) = fused["slices"][2 * b], fused["slices"][2 * b + 1]
-            y = fn.gelu(torch.baddbmm(initial[..., s1:e1], h, fused["kernels"][2 * b]))
-            y = fn.gelu(torch.baddbmm(initial[..., s2:e2], y, fused["kernels"][2 * b + 1]))
+            if fused["augmented"]:
+                y = fn.gelu(torch.bmm(torch.cat((h, tokens_1), dim=2), kernels[2 * b]))
+                y = fn.gelu(torch.bmm(torch.cat((y, tokens_1), dim=2), kernels[2 * b + 1]))
+            else:
+                (s1, e1), (s2, e2) = fused["slices"][2 * b], fused["slices"][2 * b + 1]
+                y = fn.gelu(torch.baddbmm(initial[..., s1:e1], h, kernels[2 * b]))
+                y = fn.gelu(torch.baddbmm(initial[..., s2:e2], y, kernels[2 * b + 1]))
             h = h + y
         out = self.head(fn.layer_norm(h, (c,), self.norm.weight, self.norm.bias, self.norm.eps))
         return out.transpose(0, 1)
