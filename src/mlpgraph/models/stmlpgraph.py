@@ -11,7 +11,9 @@ Defaults follow the release: ``dropout`` 0.2 (its ``--dropout``, the channel gra
 
 Inference fast path (``MLPGraph.fuse_for_inference``, ``aggregation="diagonal"`` only): with g
 the diagonal of A, every WJC and the eval-mode BatchNorm behind it fold into one weight per
-joint, see ``WeightedJacobiConv`` and ``MLPGraph._fold``.
+joint, evaluated joint-major as one batched matmul (J, N, Cin) x (J, Cin, Cout); see
+``MLPGraph._fold``. With ``aggregation="graph"`` A mixes joints, nothing folds per joint, and
+the plain path is always used.
 """
 
 from __future__ import annotations
@@ -293,8 +295,8 @@ class MLPGraph(nn.Module):
         - otherwise all blocks' initial terms come from one shared GEMM X0 @ [W_x1 | W_x1 W_x2 | ...],
           scaled per joint by alpha M_j s, and each WJC is baddbmm(initial + bias', H, K).
         """
-        f64 = torch.float64
         dtype = self.embed.weight.dtype
+        f64 = torch.float32 if self.embed.weight.device.type == "mps" else torch.float64  # MPS lacks float64
         e_w, e_b = self.embed.weight.to(f64), self.embed.bias.to(f64)
         augmented = self.embed.in_features < self.embed.out_features
         kernels, initial_mats, initial_scale, biases = [], [], [], []
