@@ -40,3 +40,65 @@ def test_stage_script_is_the_same_command(tmp_path):
         text=True,
     )
     assert proc.returncode == 2 and "mlpgraph fetch: error:" in proc.stderr
+
+
+def _release_file(path, **config):
+    """A release-format state dict of a fresh MLP-Graph, saved like the release does."""
+    import torch
+
+    from mlpgraph.models import build_model
+    from mlpgraph.models.release import state_dict_to_release
+
+    torch.manual_seed(0)
+    model = build_model("mlpgraph", **config)
+    torch.save(state_dict_to_release(model.state_dict()), path)
+    return model.eval()
+
+
+def test_import_release_round_trip(tmp_path):
+    import torch
+
+    from mlpgraph.checkpoints import networks_from_checkpoint
+    from mlpgraph.models import build_model
+    from mlpgraph.models.release import state_dict_to_release
+
+    model = _release_file(tmp_path / "gt_f9.pth", frames=9, hid_dim=64, spatial_hid_dim=64, channel_hid_dim=96)
+    refine = build_model("refine")
+    torch.save(state_dict_to_release(refine.state_dict()), tmp_path / "refine.pth")
+    proc = _mlpgraph(
+        "import-release", "--weights", "gt_f9.pth", "--refine", "refine.pth", "--frames", "9", "--out", "ckpt.pt",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    nets = networks_from_checkpoint(tmp_path / "ckpt.pt")
+    assert nets["model"].config["frames"] == 9 and nets["model"].config["channel_hid_dim"] == 96
+    x = torch.randn(3, 9, 16, 2)
+    with torch.no_grad():
+        assert torch.allclose(nets["model"](x), model(x), atol=1e-6)
+        p, q = torch.randn(3, 16, 3), torch.randn(3, 16, 3)
+        assert torch.allclose(nets["refine"](p, q), refine.eval()(p, q), atol=1e-6)
+
+
+def test_import_release_refuses_bad_files_with_one_line(tmp_path):
+    import torch
+
+    _release_file(tmp_path / "gt_f1.pth")
+    proc = _mlpgraph("import-release", "--weights", "gt_f1.pth", "--frames", "243", "--out", "c.pt", cwd=tmp_path)
+    assert proc.returncode == 2 and "frames is 1 in the weights, 243 was asked for" in proc.stderr
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("ran",))
+
+    torch.save({"to_patch_embedding.weight": Payload()}, tmp_path / "evil.pth")
+    proc = _mlpgraph("import-release", "--weights", "evil.pth", "--out", "c.pt", cwd=tmp_path)
+    assert proc.returncode == 2 and "refused to load" in proc.stderr and "Traceback" not in proc.stderr
+    torch.save({"epoch": torch.tensor(3)}, tmp_path / "other.pth")
+    proc = _mlpgraph("import-release", "--weights", "other.pth", "--out", "c.pt", cwd=tmp_path)
+    assert proc.returncode == 2 and "not an MLP-Graph release state dict" in proc.stderr
+    state = torch.load(tmp_path / "gt_f1.pth", weights_only=True)
+    state["gconv_layers.layer_norm.weight"] = torch.ones(64)
+    torch.save(state, tmp_path / "broken.pth")
+    proc = _mlpgraph("import-release", "--weights", "broken.pth", "--out", "c.pt", cwd=tmp_path)
+    assert proc.returncode == 2 and "'gconv_layers.layer_norm.weight' has shape (64)" in proc.stderr
+    assert not (tmp_path / "c.pt").exists()

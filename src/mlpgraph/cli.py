@@ -51,6 +51,23 @@ def _cmd_preprocess(args: argparse.Namespace) -> None:
     log.info("preprocess: wrote %s", args.out)
 
 
+def _cmd_import_release(args: argparse.Namespace) -> None:
+    from mlpgraph.pretrained import import_release
+
+    expected = {
+        "frames": args.frames,
+        "hid_dim": args.hid_dim,
+        "spatial_hid_dim": args.spatial_hid_dim,
+        "channel_hid_dim": args.channel_hid_dim,
+        "num_layers": args.num_layers,
+        "layout": args.layout,
+    }
+    config = import_release(
+        args.weights, args.out, refine_weights=args.refine, aggregation=args.aggregation, expected=expected
+    )
+    log.info("import-release: wrote %s (%s)", args.out, ", ".join(f"{k}={v}" for k, v in config.items()))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="mlpgraph", description=__doc__.splitlines()[0])
@@ -74,6 +91,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--raw", default="data/raw", help="raw data folder (default: data/raw)")
     p.add_argument("--keypoints", required=True, help="2D source: gt, hr, cpn_ft_h36m_dbb, ...")
     p.add_argument("--out", required=True, help="output HDF5 path")
+
+    p = sub.add_parser(
+        "import-release",
+        help="Convert the MLP-Graph release's .pth state dicts into this project's checkpoint format.",
+        description="Convert the MLP-Graph release's .pth state dicts into this project's checkpoint format. "
+        "Sizes are read from the weights; any size given here is checked against them.",
+    )
+    p.set_defaults(handler=_cmd_import_release)
+    p.add_argument("--weights", required=True, help="the release's MLP-Graph .pth (a plain state dict)")
+    p.add_argument("--refine", help="the release's post_refine .pth, if any")
+    p.add_argument("--out", required=True, help="checkpoint to write (e.g. models/pretrained/gt_f1.pt)")
+    p.add_argument("--aggregation", choices=["diagonal", "graph"], default="diagonal")
+    for flag, kind in (
+        ("--frames", int),
+        ("--hid-dim", int),
+        ("--spatial-hid-dim", int),
+        ("--channel-hid-dim", int),
+        ("--num-layers", int),
+        ("--layout", str),
+    ):
+        p.add_argument(flag, type=kind, help="expected value (checked against the weights)")
     return parser
 
 
