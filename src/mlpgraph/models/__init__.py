@@ -19,7 +19,7 @@ from mlpgraph.layouts import SkeletonLayout
 from mlpgraph.models.baselines import HighOrderGCN, ModulatedGCN, SemGCN, WeightUnsharingGCN
 from mlpgraph.models.refine import PoseRefinement
 from mlpgraph.models.release import mlpgraph_from_release, refine_from_release
-from mlpgraph.models.stmlpgraph import MLPGraph
+from mlpgraph.models.stmlpgraph import MLPGraph, count_parameters
 
 
 @dataclass(frozen=True)
@@ -92,11 +92,6 @@ def build_model(name: str, layout: str | SkeletonLayout = "h36m16", **overrides:
         return spec.factory(layout=layout_name, **kwargs)
     except TypeError as exc:
         raise UserInputError(f"model {name!r}: bad configuration {kwargs} ({exc})") from None
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Trainable parameters (buffers such as fixed adjacencies and BatchNorm statistics excluded)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 __all__ = [
