@@ -187,3 +187,29 @@ def test_estimate_root_depth_argument_errors():
         estimate_root_depth(s["uv"], s["pose"], s["focal"], torch.ones(16), "h36m17")
     with pytest.raises(ValueError, match=r"pred must have shape \(6, 16, 3\)"):
         lift_with_depth(s["uv"], s["pose"][:, :15], s["root"][:, 2], s["focal"], s["centre"])
+
+
+def test_refinement_input_on_a_projected_pose_and_its_mirror():
+    """A pose at a known depth, projected with a pinhole camera: X~ is the pose itself, flipped or not."""
+    from mlpgraph.data.batches import flip_poses
+    from mlpgraph.layouts import H36M16
+    from mlpgraph.models.refine import mean_bone_lengths, refinement_input
+
+    gen = torch.Generator().manual_seed(0)
+    pose = torch.randn(4, 16, 3, generator=gen, dtype=torch.float64) * 0.3
+    pose = pose - pose[:, :1]
+    root = torch.tensor([[0.2, -0.1, 4.0], [0.0, 0.3, 5.0], [-0.4, 0.1, 3.5], [0.1, 0.1, 6.0]], dtype=torch.float64)
+    intr = torch.tensor([[2.3, 2.3, 0.02, -0.03]], dtype=torch.float64).expand(4, 4)
+    absolute = pose + root[:, None]
+    uv = absolute[..., :2] / absolute[..., 2:] * intr[:, None, :2] + intr[:, None, 2:]
+    lifted = refinement_input(uv, pose, intr, "h36m16", root_depth=root[:, 2])
+    assert torch.allclose(lifted, pose, atol=1e-9)
+    for i in range(4):  # estimated depth: exact when the bone lengths are the pose's own
+        lengths = mean_bone_lengths(pose[i : i + 1], H36M16)
+        estimated = refinement_input(uv[i : i + 1], pose[i : i + 1], intr[:1], "h36m16", bone_lengths=lengths)
+        assert torch.allclose(estimated, pose[i : i + 1], atol=1e-7)
+    mirrored = refinement_input(
+        flip_poses(uv, H36M16.flip_permutation), flip_poses(pose, H36M16.flip_permutation), intr, "h36m16",
+        root_depth=root[:, 2], flipped=True,
+    )  # fmt: skip
+    assert torch.allclose(mirrored, flip_poses(pose, H36M16.flip_permutation), atol=1e-9)

@@ -126,3 +126,39 @@ def _check_pose_pair(uv: Tensor, pred: Tensor, where: str) -> tuple[int, int]:
     if pred.dim() != 3 or pred.shape[-1] != 3 or pred.shape[:2] != uv.shape[:2]:
         raise ValueError(f"{where}: pred must have shape {(*uv.shape[:2], 3)} to match uv, got {tuple(pred.shape)}")
     return uv.shape[0], uv.shape[1]
+
+
+def mean_bone_lengths(poses_3d: Tensor, layout: str | SkeletonLayout) -> Tensor:
+    """(B,) mean length of each of ``layout.bones`` over poses (N, J, 3): the training set's body size."""
+    lay = layout if isinstance(layout, SkeletonLayout) else get_layout(layout)
+    poses = torch.as_tensor(poses_3d)
+    bones = torch.as_tensor(lay.bones, device=poses.device)
+    return (poses[:, bones[:, 0]] - poses[:, bones[:, 1]]).norm(dim=-1).mean(dim=0)
+
+
+def refinement_input(
+    uv: Tensor,
+    pred: Tensor,
+    intrinsics: Tensor,
+    layout: str | SkeletonLayout,
+    root_depth: Tensor | None = None,
+    bone_lengths: Tensor | None = None,
+    flipped: Tensor | bool = False,
+) -> Tensor:
+    """X~ for a batch: the centre frame's 2D ``uv`` lifted with ``pred``'s depths.
+
+    ``intrinsics`` (N, >= 4) holds the normalised (f_x, f_y, c_x, c_y) of each sample's camera (the
+    processed file's per-sequence ``intrinsics``). ``root_depth`` (N,) is the ground-truth absolute
+    root depth (``root_depth: gt``, the release's oracle); without it the depth is estimated from
+    the 2D with ``bone_lengths`` (``root_depth: estimated``). Samples that were flipped horizontally
+    (``flipped``: bool or (N,) mask) see a mirrored principal point, c_x -> -c_x.
+    """
+    focal = intrinsics[:, 0:2]
+    centre = intrinsics[:, 2:4].clone()
+    mirror = torch.as_tensor(flipped, device=uv.device, dtype=torch.bool).expand(uv.shape[0])
+    centre[:, 0] = torch.where(mirror, -centre[:, 0], centre[:, 0])
+    if root_depth is None:
+        if bone_lengths is None:
+            raise ValueError("refinement_input: without a ground-truth root depth, bone_lengths are needed")
+        root_depth = estimate_root_depth(uv, pred, focal, bone_lengths, layout, centre)
+    return lift_with_depth(uv, pred, root_depth, focal, centre)
