@@ -199,7 +199,9 @@ def evaluate_3dhp(
     For temporal models (``pad`` > 0) the windows are built from contiguous runs of the same
     ``test.sequence`` label (TS1..TS6) and repeat the edge frames at each run's ends. Frames that
     the reader dropped for ``valid == 0`` are simply absent, so a window spans such gaps (the
-    frames on either side are treated as consecutive). ``device`` defaults to the model's.
+    frames on either side are treated as consecutive). PoseAug's file has one label ("all") for
+    everything, so its windows run across its (unmarked) sequence boundaries. ``device`` defaults
+    to the model's.
 
     Returns ``{"pck", "auc", "num_samples", "source_format", "flip_test", "per_scene": {"GS" |
     "noGS" | "outdoor": {"pck", "auc", "num_samples"}}, "per_sequence": {name: {...}}}``;
