@@ -21,6 +21,7 @@ from mlpgraph.checkpoints import load_checkpoint, networks_from_checkpoint
 from mlpgraph.data.batches import flip_poses
 from mlpgraph.errors import UserInputError
 from mlpgraph.layouts import get_layout
+from mlpgraph.models.refine import mean_bone_lengths
 from mlpgraph.training import (
     BEST,
     BEST_PENDING,
@@ -333,6 +334,14 @@ def test_joint_refinement_trains_both(data, tmp_path):
     record = result.history[0]
     assert record["loss"] == pytest.approx(record["loss_main"] + record["loss_refine"], rel=1e-6)
     assert set(networks_from_checkpoint(tmp_path / FINAL)) == {"model", "refine"}
+    last = load_checkpoint(tmp_path / LAST)
+    assert set(networks_from_checkpoint(tmp_path / LAST)) == {"model", "refine"}
+    training = last["meta"]["training"]
+    assert training["epoch"] == 1 and training["recipe"] == recipe.to_dict()
+    assert training["lr"] == lr_after_epoch(recipe.lr, 1, recipe)
+    assert set(training["rng"]) == {"torch", "cuda", "generator", "numpy", "python"}
+    expected_lengths = mean_bone_lengths(data.poses_3d, data.layout)
+    assert torch.equal(load_checkpoint(tmp_path / FINAL)["meta"]["bone_lengths"], expected_lengths)
 
 
 def test_two_stage_freezes_main_network(data, tmp_path):
@@ -352,3 +361,14 @@ def test_estimated_root_depth_runs(data, tmp_path):
     assert torch.isfinite(torch.tensor(result.history[0]["loss_refine"]))
     with pytest.raises(UserInputError, match="no refinement network"):
         _run(data, tmp_path / "x", recipe)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA not available")
+def test_cuda_amp_runs_and_resumes(data, tmp_path):
+    recipe = Recipe.gt(epochs=2, batch_size=32, refine=True, amp=True, device="cuda")
+    result, model, refine = _run(data, tmp_path, recipe, refine=True)
+    assert next(model.parameters()).device.type == "cuda" and next(refine.parameters()).device.type == "cuda"
+    assert all(torch.isfinite(torch.tensor(r["loss"])) for r in result.history)
+    assert load_checkpoint(tmp_path / LAST)["meta"]["training"]["scaler"] is not None
+    again, _, _ = _run(data, tmp_path, recipe, refine=True)
+    assert again.history == result.history

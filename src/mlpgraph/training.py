@@ -337,8 +337,13 @@ def _check_resume(
         )
 
 
-def _epoch_meta(selection: str, epoch: int, record: Mapping[str, float], recipe: Recipe) -> dict[str, Any]:
-    return {"selection": selection, "epoch": epoch, "metrics": dict(record), "recipe": recipe.to_dict()}
+def _epoch_meta(
+    selection: str, epoch: int, record: Mapping[str, float], recipe: Recipe, bone_lengths: Tensor | None
+) -> dict[str, Any]:
+    meta = {"selection": selection, "epoch": epoch, "metrics": dict(record), "recipe": recipe.to_dict()}
+    if bone_lengths is not None:
+        meta["bone_lengths"] = bone_lengths.detach().cpu().clone()
+    return meta
 
 
 def _settle_pending_best(directory: Path, best_epoch: int | None) -> None:
@@ -377,8 +382,11 @@ def train(
     metrics, "P1" in mm at least, and with refinement the refined P1, which selects best.pt), then
     ``on_epoch(epoch, record)`` with the epoch's record (epoch, lr used, losses, metrics), then
     the checkpoints. The networks are moved to the recipe's device in place and hold the last
-    epoch's weights, in eval mode, on return. Seeds every RNG with ``recipe.seed`` at a fresh start (build the
-    networks after :func:`seed_everything` for reproducible initial weights).
+    epoch's weights, in eval mode, on return. Seeds every RNG with ``recipe.seed`` at a fresh start
+    (build the networks after :func:`seed_everything` for reproducible initial weights).
+    ``bone_lengths`` (refinement only; default: the training set's mean per bone) feed the
+    "estimated" root depth and are saved in every checkpoint's meta for the evaluation stages.
+    With "estimated", the refinement loss also reaches the main network through the depth estimate.
     Raises :class:`TrainingDiverged` on a non-finite or exploded loss, ``UserInputError`` when
     ``last.pt`` belongs to another recipe, network configuration or data set.
     """
@@ -399,10 +407,9 @@ def train(
     model.to(device)
     if refine is not None:
         refine.to(device)
-        if recipe.root_depth == "estimated" and bone_lengths is None:
+        if bone_lengths is None:
             bone_lengths = mean_bone_lengths(train_data.poses_3d, layout)
-        if bone_lengths is not None:
-            bone_lengths = torch.as_tensor(bone_lengths, dtype=torch.float32, device=device)
+        bone_lengths = torch.as_tensor(bone_lengths, dtype=torch.float32, device=device)
 
     trained = [refine] if two_stage else [model] + ([refine] if refine is not None else [])
     params = [p for module in trained for p in module.parameters()]
@@ -447,7 +454,7 @@ def train(
             directory / FINAL,
             _networks(model, refine, model_name),
             data_fingerprint,
-            _epoch_meta(FINAL_SELECTION, len(history), history[-1], recipe),
+            _epoch_meta(FINAL_SELECTION, len(history), history[-1], recipe, bone_lengths),
         )
 
     if start_epoch > recipe.epochs:
@@ -506,7 +513,7 @@ def train(
                 directory / BEST_PENDING,
                 networks,
                 data_fingerprint,
-                _epoch_meta(BEST_SELECTION, epoch, record, recipe),
+                _epoch_meta(BEST_SELECTION, epoch, record, recipe, bone_lengths),
             )
         training = {
             "epoch": epoch,
@@ -523,7 +530,7 @@ def train(
             last_path,
             networks,
             data_fingerprint,
-            {"selection": LAST_SELECTION, "epoch": epoch, "metrics": dict(record), "training": training},
+            {**_epoch_meta(LAST_SELECTION, epoch, record, recipe, bone_lengths), "training": training},
         )
         if improved:
             os.replace(directory / BEST_PENDING, directory / BEST)
