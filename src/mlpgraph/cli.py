@@ -68,6 +68,65 @@ def _cmd_import_release(args: argparse.Namespace) -> None:
     log.info("import-release: wrote %s (%s)", args.out, ", ".join(f"{k}={v}" for k, v in config.items()))
 
 
+def _run_stage(function_name: str, *path_args: str) -> Callable[[argparse.Namespace], None]:
+    """A handler calling ``mlpgraph.stage_runs.<function_name>(params, [experiment,] *paths)``."""
+
+    def handler(args: argparse.Namespace) -> None:
+        from mlpgraph import stage_runs
+
+        params = load_params(args.params)
+        experiment = (args.experiment,) if getattr(args, "experiment", None) else ()
+        paths = [Path(getattr(args, name)) for name in path_args]
+        getattr(stage_runs, function_name)(params, *experiment, *paths)
+        log.info("%s: done", args.command)
+
+    return handler
+
+
+# Stage subcommands after preprocessing: name -> (stage_runs function, help, [(option, default)]).
+_EXPERIMENT_STAGES: dict[str, tuple[str, str, list[tuple[str, str]]]] = {
+    "train-spatial": (
+        "run_train_spatial",
+        "Train an experiment's lifting network with the released recipe.",
+        [
+            ("out", "models/EXP/spatial"),
+            ("metrics", "metrics/train/EXP.json"),
+            ("curve", "metrics/train/EXP_curve.json"),
+        ],
+    ),
+    "train-refine": (
+        "run_train_refine",
+        "Train an experiment's pose refinement (jointly with the lifting network, or on the frozen one).",
+        [
+            ("spatial", "models/EXP/spatial"),
+            ("out", "models/EXP/refine"),
+            ("metrics", "metrics/train/EXP_refine.json"),
+            ("curve", "metrics/train/EXP_refine_curve.json"),
+        ],
+    ),
+    "evaluate-h36m": (
+        "run_evaluate_h36m",
+        "Human3.6M protocol: P1/P2 per action on the test subjects, with flip averaging.",
+        [("models", "models/EXP/spatial"), ("out", "metrics/h36m/EXP.json")],
+    ),
+    "evaluate-refine": (
+        "run_evaluate_refine",
+        "P1/P2 with and without refinement, with ground-truth and estimated root depth.",
+        [("models", "models/EXP/refine"), ("out", "metrics/h36m/EXP_refine.json")],
+    ),
+    "evaluate-3dhp": (
+        "run_evaluate_3dhp",
+        "MPI-INF-3DHP protocol: PCK@150 mm and AUC, overall and per scene.",
+        [("models", "models/EXP/spatial"), ("raw", "data/raw"), ("out", "metrics/3dhp/EXP.json")],
+    ),
+    "hard-poses": (
+        "run_hard_poses",
+        "P1/P2 on the hard-pose set.",
+        [("models", "models/EXP/spatial"), ("hard", "data/processed/hard_poses.npz"), ("out", "metrics/hard/EXP.json")],
+    ),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="mlpgraph", description=__doc__.splitlines()[0])
@@ -91,6 +150,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--raw", default="data/raw", help="raw data folder (default: data/raw)")
     p.add_argument("--keypoints", required=True, help="2D source: gt, hr, cpn_ft_h36m_dbb, ...")
     p.add_argument("--out", required=True, help="output HDF5 path")
+
+    for name, (function_name, help_text, options) in _EXPERIMENT_STAGES.items():
+        p = add(name, _run_stage(function_name, *(option for option, _ in options)), help_text)
+        p.add_argument("--experiment", required=True, help="experiment name in params.yaml's 'experiments'")
+        for option, default in options:
+            p.add_argument(f"--{option}", required=True, help=f"path (the pipeline uses {default})")
+
+    p = add("hard-pose-set", _run_stage("run_hard_pose_set", "raw", "processed", "out"), "Build the hard-pose set.")
+    p.add_argument("--raw", default="data/raw", help="raw data folder (a user hard-pose file is taken from there)")
+    p.add_argument("--processed", required=True, help="processed HDF5 whose train/test 3D define the derived set")
+    p.add_argument("--out", default="data/processed/hard_poses.npz", help="output .npz")
 
     p = sub.add_parser(
         "import-release",

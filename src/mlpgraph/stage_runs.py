@@ -1,0 +1,467 @@
+"""One function per pipeline stage after preprocessing: parameters in, files out.
+
+Each ``run_*`` reads the (preset-merged) parameters and one experiment, calls the library
+(:mod:`mlpgraph.training`, :mod:`mlpgraph.evaluation`), records an MLflow run, and writes its
+outputs atomically. The stage CLIs (``mlpgraph train-spatial`` ...) only parse arguments and
+call these. Every metrics file names the data it was measured on, the model-selection rule
+of each figure, and the MLflow run.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from mlpgraph import metrics
+from mlpgraph.checkpoints import networks_from_checkpoint
+from mlpgraph.data import schema
+from mlpgraph.data.batches import PoseArrays
+from mlpgraph.data.formats import read_3dhp_test, read_hard_poses
+from mlpgraph.errors import UserInputError
+from mlpgraph.evaluation import derive_hard_poses, evaluate_3dhp, evaluate_h36m, evaluate_poses, inference_time, predict
+from mlpgraph.experiments import Experiment, load_experiment
+from mlpgraph.io import atomic_path
+from mlpgraph.models import build_model, count_parameters
+from mlpgraph.models.refine import mean_bone_lengths
+from mlpgraph.params import get
+from mlpgraph.tracking import StageRun
+from mlpgraph.training import (
+    BEST,
+    BEST_SELECTION,
+    FINAL,
+    FINAL_SELECTION,
+    Recipe,
+    resolve_device,
+    seed_everything,
+    train,
+)
+
+log = logging.getLogger(__name__)
+
+ORACLE_NOTE = "root depth from the ground truth (the release's oracle)"
+ESTIMATED_NOTE = "root depth estimated from the 2D and the training set's mean bone lengths"
+
+
+def write_json(path: str | Path, content: Mapping[str, Any]) -> None:
+    """``content`` as indented JSON at ``path``, written atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(content, indent=2, sort_keys=False) + "\n")
+
+
+def data_description(params: Mapping[str, Any], fingerprint: str | None) -> dict[str, Any]:
+    """What the figures were measured on: the source, its scale or folder, the layout, the fingerprint."""
+    source = get(params, "data.source")
+    described = {
+        "source": source,
+        "name": get(params, "data.name"),
+        "layout": get(params, "data.layout"),
+        "preset": get(params, "preset", None),
+        "fingerprint": fingerprint,
+    }
+    if source == "synthetic":
+        described["scale"] = get(params, "data.scale")
+        described["label"] = f"synthetic Human3.6M ({get(params, 'data.scale')})"
+    else:
+        described["dir"] = str(get(params, "data.dir"))
+        described["label"] = f"user data {get(params, 'data.name')}"
+    return described
+
+
+def recipe_for(params: Mapping[str, Any], experiment: Experiment, refine: bool = False) -> Recipe:
+    """The training recipe of ``experiment``: the ``train`` section plus its keypoint kind's ``recipes`` entry."""
+    train_params = dict(get(params, "train"))
+    rates = dict(get(params, f"recipes.{experiment.recipe_kind}"))
+    refinement = experiment.refinement or {}
+    return Recipe(
+        epochs=int(train_params["epochs"]),
+        batch_size=int(train_params["batch_size"]),
+        seed=int(train_params["seed"]),
+        device=str(train_params["device"]),
+        amp=bool(train_params["amp"]),
+        flip_augment=bool(train_params["flip_augment"]),
+        l1_weight=float(train_params["l1_weight"]),
+        symmetry_weight=float(train_params["symmetry_weight"]),
+        max_loss=float(train_params["max_loss"]),
+        lr=float(rates["lr"]),
+        lr_decay=float(rates["lr_decay"]),
+        lr_decay_large=float(rates["lr_decay_large"]),
+        large_decay_epoch=int(rates["large_decay_epoch"]),
+        detected=experiment.recipe_kind == "detected",
+        refine=refine,
+        refine_mode=str(refinement.get("mode", "joint")),
+        root_depth=str(refinement.get("root_depth", "gt")),
+    )
+
+
+def load_split(params: Mapping[str, Any], experiment: Experiment, split: str, device: torch.device) -> PoseArrays:
+    """The train or test subjects of the experiment's processed file, in memory on ``device``."""
+    subjects = list(get(params, f"data.{split}_subjects"))
+    return PoseArrays.from_processed(experiment.processed_path(params), subjects=subjects, device=device)
+
+
+def _h36m_evaluator(params: Mapping[str, Any], experiment: Experiment, test: PoseArrays, root_depth: str = "gt"):
+    """The per-epoch test evaluation: P1/P2 (mm), refined when a refinement network is given."""
+    flip = bool(get(params, "evaluate.flip_test"))
+    batch = int(get(params, "evaluate.batch_size"))
+
+    def evaluate(model: nn.Module, refine: nn.Module | None) -> dict[str, float]:
+        record: dict[str, float] = {}
+        if refine is not None:
+            plain = evaluate_h36m(predict(model, test, experiment.pad, flip, batch), test)
+            record["P1_spatial"], record["P2_spatial"] = plain["p1"], plain["p2"]
+        pred = predict(model, test, experiment.pad, flip, batch, refine=refine, root_depth=root_depth)
+        result = evaluate_h36m(pred, test)
+        record["P1"], record["P2"] = result["p1"], result["p2"]
+        return record
+
+    return evaluate
+
+
+def _stage_params(params: Mapping[str, Any], experiment: Experiment, recipe: Recipe | None = None) -> dict[str, Any]:
+    described = {
+        "experiment": {"name": experiment.name, "model": experiment.model, "keypoints": experiment.keypoints},
+        "model_args": experiment.model_args,
+        "data": dict(get(params, "data")),
+        "evaluate": dict(get(params, "evaluate")),
+    }
+    if experiment.refinement:
+        described["refinement"] = experiment.refinement
+    if recipe is not None:
+        described["recipe"] = recipe.to_dict()
+    return described
+
+
+def _train_summary(
+    experiment: Experiment,
+    model: nn.Module,
+    recipe: Recipe,
+    result: Any,
+    data: dict[str, Any],
+    run: StageRun,
+    seconds: float,
+) -> dict[str, Any]:
+    last = next((r for r in result.history if r.get("epoch") == result.last_epoch), {})
+    best = next((r for r in result.history if r.get("epoch") == result.best_epoch), {})
+    return {
+        "experiment": experiment.name,
+        "model": experiment.model,
+        "model_config": dict(model.config),
+        "parameters": count_parameters(model),
+        "recipe": recipe.to_dict(),
+        "data": data,
+        "epochs": result.last_epoch,
+        "seconds": seconds,
+        "last_epoch": {"selection": FINAL_SELECTION, **last},
+        "best_on_test": {"selection": BEST_SELECTION, **best},
+        "mlflow_run_id": run.run_id,
+    }
+
+
+def run_train_spatial(
+    params: Mapping[str, Any], name: str, out_dir: Path, metrics_path: Path, curve_path: Path
+) -> dict:
+    """Stage train_spatial@EXP: the lifting network alone, with the released recipe."""
+    experiment = load_experiment(params, name)
+    recipe = recipe_for(params, experiment)
+    device = resolve_device(recipe.device)
+    train_data = load_split(params, experiment, "train", device)
+    test_data = load_split(params, experiment, "test", device)
+    fingerprint = str(train_data.attrs.get("fingerprint"))
+    seed_everything(recipe.seed)
+    model = build_model(experiment.model, layout=train_data.layout, **experiment.model_args)
+    began = time.perf_counter()
+    with StageRun("train_spatial", name, _stage_params(params, experiment, recipe), fingerprint) as run:
+        result = train(
+            model,
+            train_data,
+            recipe,
+            out_dir,
+            pad=experiment.pad,
+            evaluate=_h36m_evaluator(params, experiment, test_data),
+            on_epoch=lambda epoch, record: run.log_metrics(record, step=epoch),
+            data_fingerprint=fingerprint,
+            model_name=experiment.model,
+        )
+        summary = _train_summary(
+            experiment, model, recipe, result, data_description(params, fingerprint), run, time.perf_counter() - began
+        )
+        write_json(metrics_path, summary)
+        write_json(curve_path, {"history": result.history})
+        run.log_artifact(metrics_path)
+    return summary
+
+
+def run_train_refine(
+    params: Mapping[str, Any], name: str, spatial_dir: Path, out_dir: Path, metrics_path: Path, curve_path: Path
+) -> dict:
+    """Stage train_refine@EXP: lifting network and refinement together (joint), or the refinement alone (two_stage)."""
+    experiment = load_experiment(params, name)
+    if experiment.refinement is None:
+        raise UserInputError(f"params: experiment {name!r} has no entry in 'refinement'")
+    recipe = recipe_for(params, experiment, refine=True)
+    device = resolve_device(recipe.device)
+    train_data = load_split(params, experiment, "train", device)
+    test_data = load_split(params, experiment, "test", device)
+    fingerprint = str(train_data.attrs.get("fingerprint"))
+    seed_everything(recipe.seed)
+    if recipe.refine_mode == "two_stage":
+        model = networks_from_checkpoint(spatial_dir / FINAL)["model"]
+    else:
+        model = build_model(experiment.model, layout=train_data.layout, **experiment.model_args)
+    refine = build_model("refine", layout=train_data.layout)
+    began = time.perf_counter()
+    with StageRun("train_refine", name, _stage_params(params, experiment, recipe), fingerprint) as run:
+        result = train(
+            model,
+            train_data,
+            recipe,
+            out_dir,
+            pad=experiment.pad,
+            evaluate=_h36m_evaluator(params, experiment, test_data, root_depth="gt"),
+            refine=refine,
+            on_epoch=lambda epoch, record: run.log_metrics(record, step=epoch),
+            data_fingerprint=fingerprint,
+            model_name=experiment.model,
+        )
+        summary = _train_summary(
+            experiment, model, recipe, result, data_description(params, fingerprint), run, time.perf_counter() - began
+        )
+        summary["refinement"] = experiment.refinement
+        summary["selection_metric"] = f"refined P1 on the test split, {ORACLE_NOTE}"
+        write_json(metrics_path, summary)
+        write_json(curve_path, {"history": result.history})
+        run.log_artifact(metrics_path)
+    return summary
+
+
+def _mean_pose_baseline(train_data: PoseArrays, test_data: PoseArrays) -> dict[str, float]:
+    """P1/P2 of predicting the training set's mean root-relative pose for every test sample."""
+    mean = train_data.poses_3d.mean(dim=0, keepdim=True)
+    pred = mean.expand_as(test_data.poses_3d)
+    result = evaluate_h36m(pred, test_data)
+    return {"P1": result["p1"], "P2": result["p2"]}
+
+
+def _h36m_figures(result: Mapping[str, Any], selection: str) -> dict[str, Any]:
+    return {
+        "selection": selection,
+        "P1": result["p1"],
+        "P2": result["p2"],
+        "P1_sample_mean": result["p1_sample_mean"],
+        "P2_sample_mean": result["p2_sample_mean"],
+        "num_samples": result["num_samples"],
+        "per_action": {
+            family: {"P1": r["p1"], "P2": r["p2"], "num_samples": r["num_samples"]}
+            for family, r in result["per_family"].items()
+        },
+    }
+
+
+def _timing(params: Mapping[str, Any], model: nn.Module, experiment: Experiment, layout_joints: int) -> dict:
+    deployed = copy.deepcopy(model).eval()
+    if hasattr(deployed, "fuse_for_inference"):
+        deployed.fuse_for_inference()
+    batches = tuple(int(b) for b in get(params, "evaluate.timing_batches"))
+    device = next(deployed.parameters()).device
+    timing = inference_time(deployed, (experiment.frames, layout_joints, 2), device, batch_sizes=batches)
+    timing["path"] = "fused" if getattr(deployed, "is_fused", False) else "plain"
+    return timing
+
+
+def run_evaluate_h36m(params: Mapping[str, Any], name: str, models_dir: Path, out_path: Path) -> dict:
+    """Stage evaluate_h36m@EXP: P1/P2 per action on the test subjects, every frame, flip averaging."""
+    experiment = load_experiment(params, name)
+    device = resolve_device(str(get(params, "train.device")))
+    flip = bool(get(params, "evaluate.flip_test"))
+    batch = int(get(params, "evaluate.batch_size"))
+    train_data = load_split(params, experiment, "train", device)
+    test_data = load_split(params, experiment, "test", device)
+    fingerprint = str(test_data.attrs.get("fingerprint"))
+    out: dict[str, Any] = {
+        "experiment": name,
+        "model": experiment.model,
+        "keypoints": experiment.keypoints,
+        "frames": experiment.frames,
+        "flip_test": flip,
+        "data": data_description(params, fingerprint),
+        "mean_pose_baseline": _mean_pose_baseline(train_data, test_data),
+    }
+    with StageRun("evaluate_h36m", name, _stage_params(params, experiment), fingerprint) as run:
+        for key, file, selection in (("last_epoch", FINAL, FINAL_SELECTION), ("best_on_test", BEST, BEST_SELECTION)):
+            model = networks_from_checkpoint(models_dir / file)["model"].to(device)
+            result = evaluate_h36m(predict(model, test_data, experiment.pad, flip, batch), test_data)
+            out[key] = _h36m_figures(result, selection)
+            run.log_metrics({key: {"P1": result["p1"], "P2": result["p2"]}})
+        out["parameters"] = count_parameters(model)
+        out["model_config"] = dict(model.config)
+        out["inference_time"] = _timing(params, model, experiment, test_data.num_joints)
+        out["mlflow_run_id"] = run.run_id
+        write_json(out_path, out)
+        run.log_artifact(out_path)
+    return out
+
+
+def run_evaluate_refine(params: Mapping[str, Any], name: str, models_dir: Path, out_path: Path) -> dict:
+    """Stage evaluate_refine@EXP: P1/P2 with and without refinement, with oracle and estimated root depth."""
+    experiment = load_experiment(params, name)
+    device = resolve_device(str(get(params, "train.device")))
+    flip = bool(get(params, "evaluate.flip_test"))
+    batch = int(get(params, "evaluate.batch_size"))
+    train_data = load_split(params, experiment, "train", device)
+    test_data = load_split(params, experiment, "test", device)
+    fingerprint = str(test_data.attrs.get("fingerprint"))
+    bones = mean_bone_lengths(train_data.poses_3d, train_data.layout)
+    out: dict[str, Any] = {
+        "experiment": name,
+        "model": experiment.model,
+        "keypoints": experiment.keypoints,
+        "frames": experiment.frames,
+        "flip_test": flip,
+        "refinement": experiment.refinement,
+        "data": data_description(params, fingerprint),
+    }
+    with StageRun("evaluate_refine", name, _stage_params(params, experiment), fingerprint) as run:
+        for key, file, selection in (("last_epoch", FINAL, FINAL_SELECTION), ("best_on_test", BEST, BEST_SELECTION)):
+            nets = networks_from_checkpoint(models_dir / file)
+            model, refine = nets["model"].to(device), nets["refine"].to(device)
+            figures: dict[str, Any] = {"selection": selection}
+            plain = evaluate_h36m(predict(model, test_data, experiment.pad, flip, batch), test_data)
+            figures["without_refinement"] = _h36m_figures(plain, selection)
+            for depth, note in (("gt", ORACLE_NOTE), ("estimated", ESTIMATED_NOTE)):
+                pred = predict(model, test_data, experiment.pad, flip, batch, refine, depth, bones)
+                figures[f"refined_{depth}_root"] = {
+                    **_h36m_figures(evaluate_h36m(pred, test_data), selection),
+                    "note": note,
+                }
+            out[key] = figures
+            run.log_metrics(
+                {
+                    key: {
+                        "P1_without_refinement": plain["p1"],
+                        "P1_refined_gt_root": figures["refined_gt_root"]["P1"],
+                        "P1_refined_estimated_root": figures["refined_estimated_root"]["P1"],
+                    }
+                }
+            )
+        out["mlflow_run_id"] = run.run_id
+        write_json(out_path, out)
+        run.log_artifact(out_path)
+    return out
+
+
+def find_3dhp_file(raw_dir: Path) -> Path | None:
+    """The raw folder's MPI-INF-3DHP test file (P-STMO's or PoseAug's format), if any."""
+    for name in (schema.RAW_3DHP_PSTMO, schema.RAW_3DHP_POSEAUG):
+        if (raw_dir / name).is_file():
+            return raw_dir / name
+    return None
+
+
+def run_evaluate_3dhp(params: Mapping[str, Any], name: str, models_dir: Path, raw_dir: Path, out_path: Path) -> dict:
+    """Stage evaluate_3dhp@EXP: PCK@150 mm and AUC on the MPI-INF-3DHP test set (cross-data-set)."""
+    experiment = load_experiment(params, name)
+    device = resolve_device(str(get(params, "train.device")))
+    flip = bool(get(params, "evaluate.flip_test"))
+    path = find_3dhp_file(raw_dir)
+    out: dict[str, Any] = {"experiment": name, "model": experiment.model, "flip_test": flip}
+    if path is None:
+        out.update(available=False, reason=f"no MPI-INF-3DHP test file in {raw_dir}")
+        write_json(out_path, out)
+        return out
+    test = read_3dhp_test(path, layout=get(params, "data.layout"))
+    out.update(available=True, file=path.name, data=data_description(params, None))
+    with StageRun("evaluate_3dhp", name, _stage_params(params, experiment)) as run:
+        for key, file, selection in (("last_epoch", FINAL, FINAL_SELECTION), ("best_on_test", BEST, BEST_SELECTION)):
+            model = networks_from_checkpoint(models_dir / file)["model"].to(device)
+            result = evaluate_3dhp(model, test, experiment.pad, flip, int(get(params, "evaluate.batch_size")), device)
+            out[key] = {"selection": selection, **result}
+            run.log_metrics({key: {"PCK": result["pck"], "AUC": result["auc"]}})
+        out["mlflow_run_id"] = run.run_id
+        write_json(out_path, out)
+        run.log_artifact(out_path)
+    return out
+
+
+def run_hard_pose_set(params: Mapping[str, Any], raw_dir: Path, processed: Path, out_path: Path) -> dict:
+    """Stage hard_pose_set: the user's hard-pose file if fetched, else the derived top-5 % set (model.md)."""
+    user = raw_dir / schema.RAW_HARD_POSES
+    layout = get(params, "data.layout")
+    if user.is_file():
+        hard = read_hard_poses(user, layout=layout)
+        arrays = {"source": np.array("user"), "poses_2d": hard.poses_2d, "poses_3d": hard.poses_3d}
+    else:
+        train_subjects = list(get(params, "data.train_subjects"))
+        test_subjects = list(get(params, "data.test_subjects"))
+        train_3d = PoseArrays.from_processed(processed, subjects=train_subjects).poses_3d
+        test = PoseArrays.from_processed(processed, subjects=test_subjects)
+        device = resolve_device(str(get(params, "train.device")))
+        indices, hardness = derive_hard_poses(
+            train_3d,
+            test.poses_3d,
+            every=int(get(params, "evaluate.hard_every")),
+            fraction=float(get(params, "evaluate.hard_fraction")),
+            device=str(device),
+        )
+        indices = np.asarray(indices, dtype=np.int64)
+        arrays = {
+            "source": np.array("derived"),
+            "indices": indices,
+            "hardness_mm": np.asarray(hardness, dtype=np.float32),
+            "poses_3d": test.poses_3d[torch.as_tensor(indices)].numpy(),
+        }
+    with atomic_path(out_path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, **arrays)
+    summary = {"source": str(arrays["source"]), "num_poses": len(arrays["poses_3d"])}
+    log.info("hard poses: %s", summary)
+    return summary
+
+
+def run_hard_poses(params: Mapping[str, Any], name: str, models_dir: Path, hard_path: Path, out_path: Path) -> dict:
+    """Stage hard_poses@EXP: P1/P2 with flip on the hard-pose set (derived or the user's)."""
+    experiment = load_experiment(params, name)
+    device = resolve_device(str(get(params, "train.device")))
+    flip = bool(get(params, "evaluate.flip_test"))
+    batch = int(get(params, "evaluate.batch_size"))
+    with np.load(hard_path, allow_pickle=False) as content:
+        hard = {key: content[key] for key in content.files}
+    source = str(hard["source"])
+    out: dict[str, Any] = {"experiment": name, "model": experiment.model, "flip_test": flip, "source": source}
+    test = load_split(params, experiment, "test", device) if source == "derived" else None
+    fingerprint = str(test.attrs.get("fingerprint")) if test is not None else None
+    out["data"] = data_description(params, fingerprint)
+    with StageRun("hard_poses", name, _stage_params(params, experiment), fingerprint) as run:
+        for key, file, selection in (("last_epoch", FINAL, FINAL_SELECTION), ("best_on_test", BEST, BEST_SELECTION)):
+            model = networks_from_checkpoint(models_dir / file)["model"].to(device)
+            if test is not None:
+                indices = torch.as_tensor(hard["indices"], device=device)
+                pred = predict(model, test, experiment.pad, flip, batch, indices=indices)
+                target = test.poses_3d[indices]
+                result = {
+                    "p1": metrics.mpjpe(pred * 1000, target * 1000),
+                    "p2": metrics.pa_mpjpe(pred * 1000, target * 1000),
+                    "num_samples": len(indices),
+                }
+            else:
+                result = evaluate_poses(
+                    model, hard["poses_2d"], hard["poses_3d"], flip, get(params, "data.layout"), experiment.pad
+                )
+            out[key] = {
+                "selection": selection,
+                "P1": result["p1"],
+                "P2": result["p2"],
+                "num_samples": result["num_samples"],
+            }
+            run.log_metrics({key: {"P1": result["p1"], "P2": result["p2"]}})
+        out["mlflow_run_id"] = run.run_id
+        write_json(out_path, out)
+        run.log_artifact(out_path)
+    return out
