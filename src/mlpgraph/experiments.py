@@ -64,9 +64,8 @@ def load_experiment(params: Mapping[str, Any], name: str) -> Experiment:
     if model not in REGISTRY:
         raise UserInputError(f"params: experiments.{name}.model {model!r} is not one of {sorted(REGISTRY)}")
     if keypoints not in get(params, "data.keypoints"):
-        raise UserInputError(
-            f"params: experiments.{name}.keypoints {keypoints!r} is not in data.keypoints {get(params, 'data.keypoints')}"
-        )
+        available = get(params, "data.keypoints")
+        raise UserInputError(f"params: experiments.{name}.keypoints {keypoints!r} is not in data.keypoints {available}")
     frames = int((entry.get("model_args") or {}).get("frames", 1))
     if frames < 1 or frames % 2 == 0:
         raise UserInputError(f"params: experiments.{name}.model_args.frames must be odd and positive, got {frames}")
