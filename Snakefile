@@ -4,8 +4,9 @@ Stages, commands, dependencies and outputs come from dvc.yaml (resolved by DVC i
 mlpgraph.workflow); this file only adds what Snakemake alone has: threads, resources, logs and
 the `all` target. Each rule also takes a stamp that is touched when dvc.lock says the stage's
 command, dependencies or parameters changed, so both engines rerun the same stages. After a
-successful run the onsuccess handler records the outputs in dvc.lock (`dvc commit -f`), so
-`dvc status` is clean and `dvc repro` has nothing to do.
+successful run the onsuccess handler records the outputs in dvc.lock (`dvc commit -f
+--no-relink`; relinking would rewrite the outputs and make them look newer than what was built
+from them), so `dvc status` is clean and `dvc repro` has nothing to do.
 """
 
 import shlex
@@ -63,4 +64,4 @@ for stage in STAGES:
 onsuccess:
     done = stages_with_outputs(STAGES, workflow.basedir)
     if done:
-        shell("dvc commit --force --quiet " + " ".join(shlex.quote(name) for name in done))
+        shell("dvc commit --force --no-relink --quiet " + " ".join(shlex.quote(name) for name in done))

@@ -59,9 +59,16 @@ def set_params(repo: Path, **dotted: object) -> None:
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+# The experiments the end-to-end tests run: one of each stage kind (single-frame MLP-Graph, a
+# temporal MLP-Graph with refinement on detected keypoints, a graph baseline), so every stage
+# of the table runs while the suite stays within its time budget.
+E2E_EXPERIMENTS = ("mlpgraph_gt_f1", "mlpgraph_hr_f243_refine", "semgcn_gt_f1")
+
+
 @pytest.fixture
 def pipeline_repo(tmp_path: Path) -> Path:
-    """A copy of the pipeline (stage table, params, stages, sources) as a fresh git + DVC repo at preset tiny."""
+    """A copy of the pipeline (stage table, params, stages, sources) as a fresh git + DVC repo at preset tiny,
+    running the experiments of ``E2E_EXPERIMENTS``."""
     repo = tmp_path / "repo"
     repo.mkdir()
     for name in PIPELINE_FILES:
@@ -76,7 +83,13 @@ def pipeline_repo(tmp_path: Path) -> Path:
         else:
             shutil.copy2(src, repo / name)
     shutil.copy2(ROOT / ".gitignore", repo / ".gitignore")
-    set_params(repo, preset="tiny")
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    set_params(
+        repo,
+        preset="tiny",
+        experiments={name: params["experiments"][name] for name in E2E_EXPERIMENTS},
+        refinement={name: spec for name, spec in params["refinement"].items() if name in E2E_EXPERIMENTS},
+    )
     run(["git", "init", "-q"], repo)
     run(["dvc", "init", "-q"], repo)
     run(["git", "add", "-A"], repo)
