@@ -77,7 +77,8 @@ def test_snakemake_all_then_engines_agree(pipeline_repo):
     status = run(["dvc", "status"], repo).stdout
     assert "hard_pose_set" in status and "train_spatial" not in status and "evaluate_h36m" not in status
     dry = run(["snakemake", "all", "-n", "--cores", "1"], repo).stdout
-    jobs = {line.split()[0] for line in dry.split("Job stats:")[1].splitlines()[3:] if line.strip()}
+    table = dry.split("Job stats:")[1].strip().split("\n\n")[0].splitlines()[2:]
+    jobs = {line.split()[0] for line in table}
     assert jobs == {"hard_pose_set", "all", "total"} | {f"hard_poses__{e}" for e in E2E_EXPERIMENTS}, jobs
     repro = run(["dvc", "repro"], repo).stdout
     assert "Running stage 'hard_pose_set'" in repro and "Running stage 'train_spatial" not in repro
