@@ -14,6 +14,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -166,20 +167,33 @@ def _train_summary(
     }
 
 
-def run_train_spatial(
-    params: Mapping[str, Any], name: str, out_dir: Path, metrics_path: Path, curve_path: Path
+def _run_training(
+    params: Mapping[str, Any],
+    name: str,
+    stage: str,
+    out_dir: Path,
+    metrics_path: Path,
+    curve_path: Path,
+    spatial_dir: Path | None = None,
 ) -> dict:
-    """Stage train_spatial@EXP: the lifting network alone, with the released recipe."""
+    """Train one experiment (with its refinement when ``spatial_dir`` is given) and write its summaries."""
     experiment = load_experiment(params, name)
-    recipe = recipe_for(params, experiment)
+    refining = spatial_dir is not None
+    if refining and experiment.refinement is None:
+        raise UserInputError(f"params: experiment {name!r} has no entry in 'refinement'")
+    recipe = recipe_for(params, experiment, refine=refining)
     device = resolve_device(recipe.device)
     train_data = load_split(params, experiment, "train", device)
     test_data = load_split(params, experiment, "test", device)
     fingerprint = str(train_data.attrs.get("fingerprint"))
     seed_everything(recipe.seed)
-    model = build_model(experiment.model, layout=train_data.layout, **experiment.model_args)
+    if refining and recipe.refine_mode == "two_stage":
+        model = networks_from_checkpoint(spatial_dir / FINAL)["model"]
+    else:
+        model = build_model(experiment.model, layout=train_data.layout, **experiment.model_args)
+    refine = build_model("refine", layout=train_data.layout) if refining else None
     began = time.perf_counter()
-    with StageRun("train_spatial", name, _stage_params(params, experiment, recipe), fingerprint) as run:
+    with StageRun(stage, name, _stage_params(params, experiment, recipe), fingerprint) as run:
         result = train(
             model,
             train_data,
@@ -187,46 +201,6 @@ def run_train_spatial(
             out_dir,
             pad=experiment.pad,
             evaluate=_h36m_evaluator(params, experiment, test_data),
-            on_epoch=lambda epoch, record: run.log_metrics(record, step=epoch),
-            data_fingerprint=fingerprint,
-            model_name=experiment.model,
-        )
-        summary = _train_summary(
-            experiment, model, recipe, result, data_description(params, fingerprint), run, time.perf_counter() - began
-        )
-        write_json(metrics_path, summary)
-        write_json(curve_path, {"history": result.history})
-        run.log_artifact(metrics_path)
-    return summary
-
-
-def run_train_refine(
-    params: Mapping[str, Any], name: str, spatial_dir: Path, out_dir: Path, metrics_path: Path, curve_path: Path
-) -> dict:
-    """Stage train_refine@EXP: lifting network and refinement together (joint), or the refinement alone (two_stage)."""
-    experiment = load_experiment(params, name)
-    if experiment.refinement is None:
-        raise UserInputError(f"params: experiment {name!r} has no entry in 'refinement'")
-    recipe = recipe_for(params, experiment, refine=True)
-    device = resolve_device(recipe.device)
-    train_data = load_split(params, experiment, "train", device)
-    test_data = load_split(params, experiment, "test", device)
-    fingerprint = str(train_data.attrs.get("fingerprint"))
-    seed_everything(recipe.seed)
-    if recipe.refine_mode == "two_stage":
-        model = networks_from_checkpoint(spatial_dir / FINAL)["model"]
-    else:
-        model = build_model(experiment.model, layout=train_data.layout, **experiment.model_args)
-    refine = build_model("refine", layout=train_data.layout)
-    began = time.perf_counter()
-    with StageRun("train_refine", name, _stage_params(params, experiment, recipe), fingerprint) as run:
-        result = train(
-            model,
-            train_data,
-            recipe,
-            out_dir,
-            pad=experiment.pad,
-            evaluate=_h36m_evaluator(params, experiment, test_data, root_depth="gt"),
             refine=refine,
             on_epoch=lambda epoch, record: run.log_metrics(record, step=epoch),
             data_fingerprint=fingerprint,
@@ -235,12 +209,27 @@ def run_train_refine(
         summary = _train_summary(
             experiment, model, recipe, result, data_description(params, fingerprint), run, time.perf_counter() - began
         )
-        summary["refinement"] = experiment.refinement
-        summary["selection_metric"] = f"refined P1 on the test split, {ORACLE_NOTE}"
+        if refining:
+            summary["refinement"] = experiment.refinement
+            summary["selection_metric"] = f"refined P1 on the test split, {ORACLE_NOTE}"
         write_json(metrics_path, summary)
         write_json(curve_path, {"history": result.history})
         run.log_artifact(metrics_path)
     return summary
+
+
+def run_train_spatial(
+    params: Mapping[str, Any], name: str, out_dir: Path, metrics_path: Path, curve_path: Path
+) -> dict:
+    """Stage train_spatial@EXP: the lifting network alone, with the released recipe."""
+    return _run_training(params, name, "train_spatial", out_dir, metrics_path, curve_path)
+
+
+def run_train_refine(
+    params: Mapping[str, Any], name: str, spatial_dir: Path, out_dir: Path, metrics_path: Path, curve_path: Path
+) -> dict:
+    """Stage train_refine@EXP: lifting network and refinement together (joint), or the refinement alone (two_stage)."""
+    return _run_training(params, name, "train_refine", out_dir, metrics_path, curve_path, spatial_dir)
 
 
 def _mean_pose_baseline(train_data: PoseArrays, test_data: PoseArrays) -> dict[str, float]:
@@ -277,33 +266,62 @@ def _timing(params: Mapping[str, Any], model: nn.Module, experiment: Experiment,
     return timing
 
 
+@dataclass
+class _Evaluation:
+    """What every evaluation stage starts from: the experiment, its splits and the protocol settings."""
+
+    experiment: Experiment
+    device: torch.device
+    flip: bool
+    batch: int
+    train: PoseArrays
+    test: PoseArrays
+    fingerprint: str
+
+    @classmethod
+    def setup(cls, params: Mapping[str, Any], name: str) -> _Evaluation:
+        experiment = load_experiment(params, name)
+        device = resolve_device(str(get(params, "train.device")))
+        test = load_split(params, experiment, "test", device)
+        return cls(
+            experiment=experiment,
+            device=device,
+            flip=bool(get(params, "evaluate.flip_test")),
+            batch=int(get(params, "evaluate.batch_size")),
+            train=load_split(params, experiment, "train", device),
+            test=test,
+            fingerprint=str(test.attrs.get("fingerprint")),
+        )
+
+    def header(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The fields every metrics file of an experiment starts with."""
+        return {
+            "experiment": self.experiment.name,
+            "model": self.experiment.model,
+            "keypoints": self.experiment.keypoints,
+            "frames": self.experiment.frames,
+            "flip_test": self.flip,
+            "data": data_description(params, self.fingerprint),
+        }
+
+
+# The two models every figure is given for: (key in the metrics file, checkpoint, selection label).
+SELECTIONS = (("last_epoch", FINAL, FINAL_SELECTION), ("best_on_test", BEST, BEST_SELECTION))
+
+
 def run_evaluate_h36m(params: Mapping[str, Any], name: str, models_dir: Path, out_path: Path) -> dict:
     """Stage evaluate_h36m@EXP: P1/P2 per action on the test subjects, every frame, flip averaging."""
-    experiment = load_experiment(params, name)
-    device = resolve_device(str(get(params, "train.device")))
-    flip = bool(get(params, "evaluate.flip_test"))
-    batch = int(get(params, "evaluate.batch_size"))
-    train_data = load_split(params, experiment, "train", device)
-    test_data = load_split(params, experiment, "test", device)
-    fingerprint = str(test_data.attrs.get("fingerprint"))
-    out: dict[str, Any] = {
-        "experiment": name,
-        "model": experiment.model,
-        "keypoints": experiment.keypoints,
-        "frames": experiment.frames,
-        "flip_test": flip,
-        "data": data_description(params, fingerprint),
-        "mean_pose_baseline": _mean_pose_baseline(train_data, test_data),
-    }
-    with StageRun("evaluate_h36m", name, _stage_params(params, experiment), fingerprint) as run:
-        for key, file, selection in (("last_epoch", FINAL, FINAL_SELECTION), ("best_on_test", BEST, BEST_SELECTION)):
-            model = networks_from_checkpoint(models_dir / file)["model"].to(device)
-            result = evaluate_h36m(predict(model, test_data, experiment.pad, flip, batch), test_data)
+    ev = _Evaluation.setup(params, name)
+    out = {**ev.header(params), "mean_pose_baseline": _mean_pose_baseline(ev.train, ev.test)}
+    with StageRun("evaluate_h36m", name, _stage_params(params, ev.experiment), ev.fingerprint) as run:
+        for key, file, selection in SELECTIONS:
+            model = networks_from_checkpoint(models_dir / file)["model"].to(ev.device)
+            result = evaluate_h36m(predict(model, ev.test, ev.experiment.pad, ev.flip, ev.batch), ev.test)
             out[key] = _h36m_figures(result, selection)
             run.log_metrics({key: {"P1": result["p1"], "P2": result["p2"]}})
         out["parameters"] = count_parameters(model)
         out["model_config"] = dict(model.config)
-        out["inference_time"] = _timing(params, model, experiment, test_data.num_joints)
+        out["inference_time"] = _timing(params, model, ev.experiment, ev.test.num_joints)
         out["mlflow_run_id"] = run.run_id
         write_json(out_path, out)
         run.log_artifact(out_path)
@@ -312,25 +330,12 @@ def run_evaluate_h36m(params: Mapping[str, Any], name: str, models_dir: Path, ou
 
 def run_evaluate_refine(params: Mapping[str, Any], name: str, models_dir: Path, out_path: Path) -> dict:
     """Stage evaluate_refine@EXP: P1/P2 with and without refinement, with oracle and estimated root depth."""
-    experiment = load_experiment(params, name)
-    device = resolve_device(str(get(params, "train.device")))
-    flip = bool(get(params, "evaluate.flip_test"))
-    batch = int(get(params, "evaluate.batch_size"))
-    train_data = load_split(params, experiment, "train", device)
-    test_data = load_split(params, experiment, "test", device)
-    fingerprint = str(test_data.attrs.get("fingerprint"))
-    bones = mean_bone_lengths(train_data.poses_3d, train_data.layout)
-    out: dict[str, Any] = {
-        "experiment": name,
-        "model": experiment.model,
-        "keypoints": experiment.keypoints,
-        "frames": experiment.frames,
-        "flip_test": flip,
-        "refinement": experiment.refinement,
-        "data": data_description(params, fingerprint),
-    }
-    with StageRun("evaluate_refine", name, _stage_params(params, experiment), fingerprint) as run:
-        for key, file, selection in (("last_epoch", FINAL, FINAL_SELECTION), ("best_on_test", BEST, BEST_SELECTION)):
+    ev = _Evaluation.setup(params, name)
+    experiment, device, flip, batch, test_data = ev.experiment, ev.device, ev.flip, ev.batch, ev.test
+    bones = mean_bone_lengths(ev.train.poses_3d, ev.train.layout)
+    out = {**ev.header(params), "refinement": experiment.refinement}
+    with StageRun("evaluate_refine", name, _stage_params(params, experiment), ev.fingerprint) as run:
+        for key, file, selection in SELECTIONS:
             nets = networks_from_checkpoint(models_dir / file)
             model, refine = nets["model"].to(device), nets["refine"].to(device)
             figures: dict[str, Any] = {"selection": selection}
@@ -380,7 +385,7 @@ def run_evaluate_3dhp(params: Mapping[str, Any], name: str, models_dir: Path, ra
     test = read_3dhp_test(path, layout=get(params, "data.layout"))
     out.update(available=True, file=path.name, data=data_description(params, None))
     with StageRun("evaluate_3dhp", name, _stage_params(params, experiment)) as run:
-        for key, file, selection in (("last_epoch", FINAL, FINAL_SELECTION), ("best_on_test", BEST, BEST_SELECTION)):
+        for key, file, selection in SELECTIONS:
             model = networks_from_checkpoint(models_dir / file)["model"].to(device)
             result = evaluate_3dhp(model, test, experiment.pad, flip, int(get(params, "evaluate.batch_size")), device)
             out[key] = {"selection": selection, **result}
@@ -439,7 +444,7 @@ def run_hard_poses(params: Mapping[str, Any], name: str, models_dir: Path, hard_
     fingerprint = str(test.attrs.get("fingerprint")) if test is not None else None
     out["data"] = data_description(params, fingerprint)
     with StageRun("hard_poses", name, _stage_params(params, experiment), fingerprint) as run:
-        for key, file, selection in (("last_epoch", FINAL, FINAL_SELECTION), ("best_on_test", BEST, BEST_SELECTION)):
+        for key, file, selection in SELECTIONS:
             model = networks_from_checkpoint(models_dir / file)["model"].to(device)
             if test is not None:
                 indices = torch.as_tensor(hard["indices"], device=device)
