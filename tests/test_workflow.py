@@ -103,12 +103,12 @@ def test_data_param_change_through_snakemake(pipeline_repo):
     assert "Nothing to be done" in run(["snakemake", *processed, "-n", "--cores", "1"], repo).stdout
     before = (repo / "data" / "raw" / "manifest.json").read_text()
     set_params(repo, **{"data.seed": 1})
-    status = run(["dvc", "status", "preprocess@gt", "preprocess@hr"], repo).stdout
+    status = run(["dvc", "status", "--with-deps", "preprocess@gt", "preprocess@hr"], repo).stdout
     assert "fetch" in status
     out = run(["snakemake", *processed, "--cores", "2"], repo)
     log = out.stdout + out.stderr
     for rule in ("rule fetch", "rule preprocess__gt", "rule preprocess__hr"):
         assert rule in log
     assert (repo / "data" / "raw" / "manifest.json").read_text() != before
-    assert "up to date" in run(["dvc", "status", "preprocess@gt", "preprocess@hr"], repo).stdout
+    assert "up to date" in run(["dvc", "status", "--with-deps", "preprocess@gt", "preprocess@hr"], repo).stdout
     assert "Nothing to be done" in run(["snakemake", *processed, "-n", "--cores", "1"], repo).stdout
