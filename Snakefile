@@ -4,26 +4,29 @@ Stages, commands, dependencies and outputs come from dvc.yaml (resolved by DVC i
 mlpgraph.workflow); this file only adds what Snakemake alone has: threads, resources, logs and
 the `all` target. Each rule also takes a stamp that is touched when dvc.lock says the stage's
 command, dependencies or parameters changed, so both engines rerun the same stages. After a
-successful run the onsuccess handler records the outputs in dvc.lock (`dvc commit -f
---no-relink`; relinking would rewrite the outputs and make them look newer than what was built
-from them), so `dvc status` is clean and `dvc repro` has nothing to do.
+successful job the rule touches a marker; the onsuccess (and onerror) handler records exactly
+the stages that ran in dvc.lock (`dvc commit -f --no-relink`, see mlpgraph.workflow), so
+`dvc status` is clean and `dvc repro` has nothing to do.
 """
 
-import shlex
+import os
 
 from snakemake.utils import min_version
 
 from mlpgraph.workflow import (
+    DONE_DIR,
+    commit_completed,
+    done_marker,
     is_directory_output,
     load_stage_table,
     refresh_stamps,
-    stages_with_outputs,
 )
 
 min_version("8.20")
 
 STAGES = load_stage_table(workflow.basedir)
 STAMPS = refresh_stamps(STAGES, workflow.basedir)
+os.makedirs(os.path.join(workflow.basedir, DONE_DIR), exist_ok=True)
 
 
 def as_output(path):
@@ -42,7 +45,7 @@ for stage in STAGES:
         name:
             stage.rule_name
         input:
-            stage.deps,
+            stage.inputs,
             STAMPS[stage.name],
         output:
             [as_output(out) for out in stage.outs],
@@ -50,6 +53,7 @@ for stage in STAGES:
             f"logs/{stage.rule_name}.log",
         params:
             cmd=stage.cmd,
+            done=done_marker(stage),
         conda:
             "envs/mlpgraph.yaml"
         threads: stage.resources["threads"]
@@ -58,10 +62,12 @@ for stage in STAGES:
             runtime=stage.resources["runtime"],
             gpu=stage.resources["gpu"],
         shell:
-            "({params.cmd}) > {log} 2>&1"
+            "({params.cmd}) > {log} 2>&1 && touch {params.done}"
 
 
 onsuccess:
-    done = stages_with_outputs(STAGES, workflow.basedir)
-    if done:
-        shell("dvc commit --force --no-relink --quiet " + " ".join(shlex.quote(name) for name in done))
+    commit_completed(STAGES, workflow.basedir)
+
+
+onerror:
+    commit_completed(STAGES, workflow.basedir)

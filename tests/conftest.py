@@ -65,11 +65,10 @@ def set_params(repo: Path, **dotted: object) -> None:
 E2E_EXPERIMENTS = ("mlpgraph_gt_f1", "mlpgraph_hr_f243_refine", "semgcn_gt_f1")
 
 
-@pytest.fixture
-def pipeline_repo(tmp_path: Path) -> Path:
-    """A copy of the pipeline (stage table, params, stages, sources) as a fresh git + DVC repo at preset tiny,
-    running the experiments of ``E2E_EXPERIMENTS``."""
-    repo = tmp_path / "repo"
+def make_pipeline_repo(parent: Path, experiments: tuple[str, ...] = E2E_EXPERIMENTS, preset: str = "tiny") -> Path:
+    """A copy of the pipeline (stage table, params, stages, sources) as a fresh git + DVC repo in
+    ``parent/repo`` at ``preset``, keeping only ``experiments`` (and their refinement entries)."""
+    repo = parent / "repo"
     repo.mkdir()
     for name in PIPELINE_FILES:
         src = ROOT / name
@@ -86,12 +85,19 @@ def pipeline_repo(tmp_path: Path) -> Path:
     params = yaml.safe_load((repo / "params.yaml").read_text())
     set_params(
         repo,
-        preset="tiny",
-        experiments={name: params["experiments"][name] for name in E2E_EXPERIMENTS},
-        refinement={name: spec for name, spec in params["refinement"].items() if name in E2E_EXPERIMENTS},
+        preset=preset,
+        experiments={name: params["experiments"][name] for name in experiments},
+        refinement={name: spec for name, spec in params["refinement"].items() if name in experiments},
     )
     run(["git", "init", "-q"], repo)
     run(["dvc", "init", "-q"], repo)
+    shutil.copy2(ROOT / ".dvc" / "config", repo / ".dvc" / "config")  # the project's default local remote
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "pipeline"], repo)
     return repo
+
+
+@pytest.fixture
+def pipeline_repo(tmp_path: Path) -> Path:
+    """:func:`make_pipeline_repo` at preset tiny with the experiments of ``E2E_EXPERIMENTS``."""
+    return make_pipeline_repo(tmp_path)

@@ -1,18 +1,83 @@
-"""The stage table: Snakemake and DVC run the same stages, and agree afterwards (real tools, tiny data)."""
+"""The stage table: Snakemake and DVC run the same stages, and agree afterwards (real tools, tiny data).
+
+The tests after ``tiny_run`` share one repository in which ``snakemake all`` has run the whole
+tiny DAG once; each of them leaves it as it found it (both engines clean), so they run in order.
+"""
 
 from __future__ import annotations
 
 import json
+import re
+import shutil
+from pathlib import Path
 
 import h5py
 import pytest
+import yaml
 
 from mlpgraph.workflow import load_stage_table, rule_name
-from tests.conftest import E2E_EXPERIMENTS, ROOT, run, set_params
+from tests.conftest import E2E_EXPERIMENTS, ROOT, make_pipeline_repo, run, set_params
 
 pytestmark = pytest.mark.slow
 
 
+# ------------------------------------------------------------------------------ parsing helpers
+def dvc_edges(repo: Path) -> set[tuple[str, str]]:
+    """The DAG as DVC's own ``dvc dag --dot`` prints it, as (upstream, downstream) stage names."""
+    dot = run(["dvc", "dag", "--dot"], repo).stdout
+    return set(re.findall(r'"([^"]+)" -> "([^"]+)"', dot))
+
+
+def snakemake_edges(repo: Path) -> set[tuple[str, str]]:
+    """Snakemake's job DAG (``snakemake --dag``) as (upstream, downstream) rule names, without ``all``."""
+    dot = run(["snakemake", "all", "--dag", "--cores", "1"], repo).stdout
+    labels = dict(re.findall(r'^\s*(\d+)\[label = "([^"]+)"', dot, flags=re.MULTILINE))
+    edges = {(labels[a], labels[b]) for a, b in re.findall(r"^\s*(\d+) -> (\d+)", dot, flags=re.MULTILINE)}
+    return {(a, b) for a, b in edges if "all" not in (a, b)}
+
+
+def dry_run_jobs(repo: Path, *targets: str, forceall: bool = False) -> dict[str, dict[str, object]]:
+    """Every job of a Snakemake dry run: rule name -> its input and output file lists and shell command."""
+    cmd = ["snakemake", *(targets or ("all",)), "-n", "--cores", "1", *(["--forceall"] if forceall else [])]
+    out = run(cmd, repo).stdout
+    jobs: dict[str, dict[str, object]] = {}
+    for block in re.split(r"\n(?=\[[^\]]+\]\n(?:local)?rule )", out):
+        match = re.search(r"^(?:local)?rule (\S+):$", block, flags=re.MULTILINE)
+        if match is None or match.group(1) == "all":
+            continue
+        fields = dict(re.findall(r"^    (input|output): (.*)$", block, flags=re.MULTILINE))
+        shell = re.search(r"^Shell command: (.*)$", block, flags=re.MULTILINE)
+        jobs[match.group(1)] = {
+            "input": fields.get("input", "").split(", ") if fields.get("input") else [],
+            "output": fields.get("output", "").split(", ") if fields.get("output") else [],
+            "shell": shell.group(1) if shell else "",
+        }
+    return jobs
+
+
+def dvc_stale_stages(repo: Path) -> set[str]:
+    """Stages that ``dvc status`` reports as changed."""
+    status = json.loads(run(["dvc", "status", "--json"], repo).stdout or "{}")
+    return set(status)
+
+
+def snakemake_pending(repo: Path) -> set[str]:
+    """Rules (bar ``all``) that ``snakemake all -n`` would run."""
+    return set(dry_run_jobs(repo))
+
+
+def nothing_to_do(repo: Path) -> bool:
+    out = run(["snakemake", "all", "-n", "--cores", "1"], repo)
+    return "Nothing to be done" in out.stdout + out.stderr
+
+
+def assert_clean(repo: Path) -> None:
+    """Both engines agree that everything is up to date."""
+    assert dvc_stale_stages(repo) == set(), run(["dvc", "status"], repo).stdout
+    assert nothing_to_do(repo), snakemake_pending(repo)
+
+
+# ------------------------------------------------------------------------- the table, no run
 def test_stage_table_resolves_from_dvc_yaml():
     specs = {spec.name: spec for spec in load_stage_table(ROOT)}
     assert {"fetch", "preprocess@gt", "preprocess@hr"} <= set(specs)
@@ -23,6 +88,10 @@ def test_stage_table_resolves_from_dvc_yaml():
     assert specs["preprocess@hr"].params == specs["preprocess@gt"].params
     assert specs["fetch"].resources["threads"] >= 1
     assert rule_name("preprocess@gt") == "preprocess__gt"
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for family in ("train_spatial", "evaluate_h36m", "evaluate_3dhp", "hard_poses"):
+        assert {f"{family}@{e}" for e in params["experiments"]} <= set(specs), family
+    assert {f"train_refine@{e}" for e in params["refinement"]} <= set(specs)
 
 
 def test_snakemake_lists_one_rule_per_dvc_stage():
@@ -31,14 +100,38 @@ def test_snakemake_lists_one_rule_per_dvc_stage():
     assert expected | {"all"} == set(rules)
 
 
-def _nothing_to_do(repo) -> bool:
-    out = run(["snakemake", "all", "-n", "--cores", "1"], repo)
-    return "Nothing to be done" in out.stdout + out.stderr
-
-
-def test_snakemake_all_then_engines_agree(pipeline_repo):
+def test_engines_see_the_same_stages_inputs_outputs_and_graph(pipeline_repo):
+    """DVC's resolved stages against what Snakemake plans (dry run), and ``dvc dag`` against ``snakemake --dag``."""
     repo = pipeline_repo
+    specs = {rule_name(spec.name): spec for spec in load_stage_table(repo)}
+    jobs = dry_run_jobs(repo, forceall=True)
+    assert set(jobs) == set(specs)
+    for name, spec in specs.items():
+        job = jobs[name]
+        stamp = f".snakemake/mlpgraph-stamps/{name}"
+        assert set(job["input"]) == set(spec.inputs) | {stamp}, name
+        assert set(job["output"]) == set(spec.outs), name
+        assert spec.cmd in job["shell"], name
+    dvc = {(rule_name(a), rule_name(b)) for a, b in dvc_edges(repo)}
+    assert dvc and dvc == snakemake_edges(repo)
+
+
+def test_snakemake_lint_is_clean():
+    out = run(["snakemake", "--lint"], ROOT)
+    assert "good condition" in out.stdout + out.stderr
+
+
+# ------------------------------------------------------------------- one tiny run, many checks
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A pipeline repository at preset tiny after one ``snakemake all``."""
+    repo = make_pipeline_repo(tmp_path_factory.mktemp("tiny"))
     run(["snakemake", "all", "--cores", "2"], repo)
+    return repo
+
+
+def test_snakemake_all_writes_every_output(tiny_run):
+    repo = tiny_run
     for kp in ("gt", "hr"):
         path = repo / "data" / "processed" / f"synthetic_{kp}_h36m16.h5"
         with h5py.File(path) as f:
@@ -53,45 +146,95 @@ def test_snakemake_all_then_engines_agree(pipeline_repo):
         assert (repo / "models" / experiment / "spatial" / "final.pt").is_file()
     refined = json.loads((repo / "metrics" / "h36m" / "mlpgraph_hr_f243_refine_refine.json").read_text())
     assert {"without_refinement", "refined_gt_root", "refined_estimated_root"} <= set(refined["last_epoch"])
+    manifest = json.loads((repo / "data" / "raw" / "manifest.json").read_text())
+    assert set(manifest["files"]) >= {"data_3d_h36m.npz", "data_2d_h36m_gt.npz", "data_2d_h36m_hr.npz", "cameras.json"}
+
+
+def test_mlflow_has_one_run_per_stage_of_the_dag(tiny_run):
+    """Every job of ``snakemake all`` is one MLflow run tagged with its stage and experiment (``mlflow ui``)."""
     from mlflow.tracking import MlflowClient
 
-    runs = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}").search_runs(experiment_ids=["1"], max_results=1000)
-    stages = {(r.data.tags["stage"], r.data.tags["experiment"]) for r in runs}
-    assert ("train_spatial", "semgcn_gt_f1") in stages and ("evaluate_refine", "mlpgraph_hr_f243_refine") in stages
-    manifest = json.loads((repo / "data" / "raw" / "manifest.json").read_text())
-    assert set(manifest["files"]) >= {
-        "data_3d_h36m.npz",
-        "data_2d_h36m_gt.npz",
-        "data_2d_h36m_hr.npz",
-        "cameras.json",
-    }
+    repo = tiny_run
+    client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("mlpgraph")
+    runs = client.search_runs(experiment_ids=[experiment.experiment_id], max_results=1000)
+    tagged = {"@".join(filter(None, (r.data.tags["stage"], r.data.tags["experiment"]))) for r in runs}
+    assert tagged == {spec.name for spec in load_stage_table(repo)}
+    assert len(runs) == len(tagged)
+    for r in runs:
+        assert r.info.status == "FINISHED" and r.data.tags["git_commit"] != "unknown"
+        assert r.data.tags["data_fingerprint"], r.info.run_name
+    train = next(r for r in runs if r.info.run_name == "train_spatial@mlpgraph_gt_f1")
+    assert "recipe.lr" in train.data.params and len(client.get_metric_history(train.info.run_id, "P1")) == 2
 
-    assert "up to date" in run(["dvc", "status"], repo).stdout
-    assert _nothing_to_do(repo)
+
+def test_engines_agree_after_snakemake(tiny_run):
+    repo = tiny_run
+    assert_clean(repo)
     repro = run(["dvc", "repro"], repo).stdout
-    assert "didn't change" in repro or "up to date" in repro
     assert "Running stage" not in repro
+    metrics = json.loads(run(["dvc", "metrics", "show", "--json"], repo).stdout)["workspace"]["data"]
+    for experiment in E2E_EXPERIMENTS:
+        h36m = metrics[f"metrics/h36m/{experiment}.json"]["data"]
+        assert {"P1", "P2"} <= set(h36m["last_epoch"]) and {"P1", "P2"} <= set(h36m["best_on_test"])
+        assert {"pck", "auc"} <= set(metrics[f"metrics/3dhp/{experiment}.json"]["data"]["last_epoch"])
+    plots = json.loads(run(["dvc", "plots", "show", "--json"], repo).stdout)
+    assert not plots.get("errors"), plots.get("errors")
+    curve = "metrics/train/mlpgraph_gt_f1_curve.json"
+    assert {"epoch", "P1", "loss"} <= set(plots["data"][curve][0]["content"]["data"]["values"][0])
 
-    # An evaluation-only parameter reruns exactly the stages that read it, in both engines.
+
+def test_evaluation_param_through_dvc_exp_run(tiny_run):
+    """``dvc exp run -S`` on an evaluation-only key reruns exactly the stages that read it; Snakemake agrees."""
+    repo = tiny_run
+    hard_stages = {"hard_pose_set"} | {f"hard_poses@{e}" for e in E2E_EXPERIMENTS}
     set_params(repo, **{"evaluate.hard_fraction": 0.1})
-    status = run(["dvc", "status"], repo).stdout
-    assert "hard_pose_set" in status and "train_spatial" not in status and "evaluate_h36m" not in status
-    dry = run(["snakemake", "all", "-n", "--cores", "1"], repo).stdout
-    table = dry.split("Job stats:")[1].strip().split("\n\n")[0].splitlines()[2:]
-    jobs = {line.split()[0] for line in table}
-    assert jobs == {"hard_pose_set", "all", "total"} | {f"hard_poses__{e}" for e in E2E_EXPERIMENTS}, jobs
-    repro = run(["dvc", "repro"], repo).stdout
-    assert "Running stage 'hard_pose_set'" in repro and "Running stage 'train_spatial" not in repro
-    assert _nothing_to_do(repo)
-    hard = json.loads((repo / "metrics" / "hard" / "mlpgraph_gt_f1.json").read_text())
-    assert hard["last_epoch"]["num_samples"] > 0
+    assert dvc_stale_stages(repo) == hard_stages
+    assert snakemake_pending(repo) == {rule_name(s) for s in hard_stages}
+    set_params(repo, **{"evaluate.hard_fraction": 0.05})
+    assert_clean(repo)
+    out = run(["dvc", "exp", "run", "-S", "evaluate.hard_fraction=0.1"], repo).stdout
+    ran = set(re.findall(r"Running stage '([^']+)'", out))
+    assert ran == hard_stages, out
+    assert yaml.safe_load((repo / "params.yaml").read_text())["evaluate"]["hard_fraction"] == 0.1
+    assert_clean(repo)
 
 
-def test_snakemake_lint_is_clean():
-    out = run(["snakemake", "--lint"], ROOT)
-    assert "good condition" in out.stdout + out.stderr
+def test_training_param_of_one_experiment_through_snakemake(tiny_run):
+    """A training parameter of one experiment reruns its chain only, in both engines; afterwards DVC is clean."""
+    repo = tiny_run
+    before = json.loads((repo / "metrics" / "h36m" / "mlpgraph_gt_f1.json").read_text())
+    set_params(repo, **{"experiments.semgcn_gt_f1.model_args.dropout": 0.1})
+    chain = {f"{family}@semgcn_gt_f1" for family in ("train_spatial", "evaluate_h36m", "evaluate_3dhp", "hard_poses")}
+    assert dvc_stale_stages(repo) == chain
+    assert snakemake_pending(repo) == {rule_name(s) for s in chain}
+    log = run(["snakemake", "all", "--cores", "2"], repo)
+    ran = set(re.findall(r"^(?:local)?rule (\S+):$", log.stdout + log.stderr, flags=re.MULTILINE)) - {"all"}
+    assert ran == {rule_name(s) for s in chain}
+    assert json.loads((repo / "metrics" / "h36m" / "mlpgraph_gt_f1.json").read_text()) == before
+    assert_clean(repo)
 
 
+def test_push_delete_pull_round_trip(tiny_run):
+    """The default local remote: push, lose the cache and every cached output, pull, and both engines are clean."""
+    repo = tiny_run
+    assert "dvc-remote" in run(["dvc", "remote", "list"], repo).stdout
+    run(["dvc", "push"], repo)
+    checkpoint = repo / "models" / "mlpgraph_gt_f1" / "spatial" / "final.pt"
+    original = checkpoint.read_bytes()
+    shutil.rmtree(repo / ".dvc" / "cache")
+    for folder in ("data", "models"):
+        shutil.rmtree(repo / folder)
+    assert dvc_stale_stages(repo)
+    run(["dvc", "pull"], repo)
+    assert checkpoint.read_bytes() == original
+    assert dvc_stale_stages(repo) == set()
+    # Pulled files are new on disk; Snakemake judges by time stamps, so mark the outputs as current.
+    run(["snakemake", "all", "--touch", "--cores", "1"], repo)
+    assert_clean(repo)
+
+
+# ------------------------------------------------------------------------ a data parameter
 def test_data_param_change_through_snakemake(pipeline_repo):
     """A fetch parameter edited, then Snakemake: fetch and the stages after it rerun, then DVC agrees.
 
@@ -105,6 +248,7 @@ def test_data_param_change_through_snakemake(pipeline_repo):
     set_params(repo, **{"data.seed": 1})
     status = run(["dvc", "status", "--with-deps", "preprocess@gt", "preprocess@hr"], repo).stdout
     assert "fetch" in status
+    assert set(dry_run_jobs(repo, *processed)) == {"fetch", "preprocess__gt", "preprocess__hr"}
     out = run(["snakemake", *processed, "--cores", "2"], repo)
     log = out.stdout + out.stderr
     for rule in ("rule fetch", "rule preprocess__gt", "rule preprocess__hr"):

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from mlpgraph.params import get, load_params, read_yaml
 
 DEFAULT_RESOURCES = {"threads": 1, "mem_mb": 2000, "runtime": 30, "gpu": 0}
 STAMP_DIR = Path(".snakemake") / "mlpgraph-stamps"
+DONE_DIR = Path(".snakemake") / "mlpgraph-done"
 PARAMS_FILE = "params.yaml"
 _MISSING = object()
 
@@ -43,6 +45,7 @@ class StageSpec:
     deps: tuple[str, ...]  # file and directory dependencies
     params: tuple[str, ...]  # dotted params.yaml keys the stage reads
     outs: tuple[str, ...]  # every output, cached or not (metrics and plots included)
+    inputs: tuple[str, ...] = ()  # deps as Snakemake needs them: folders of other stages' outputs expanded
     metrics: tuple[str, ...] = ()
     plots: tuple[str, ...] = ()
     resources: Mapping[str, int] = field(default_factory=dict)
@@ -105,7 +108,21 @@ def load_stage_table(root: str | os.PathLike[str] = ".") -> list[StageSpec]:
                     resources=stage_resources(family, params),
                 )
             )
-    return specs
+    outputs = [out for spec in specs for out in spec.outs]
+    return [replace(spec, inputs=expand_folders(spec.deps, outputs)) for spec in specs]
+
+
+def expand_folders(deps: tuple[str, ...], outputs: list[str]) -> tuple[str, ...]:
+    """``deps`` with each folder that holds other stages' outputs replaced by those outputs.
+
+    DVC links a stage that depends on a folder (``metrics/h36m``) to every stage writing inside
+    it; Snakemake links rules through files, so it is given the files themselves.
+    """
+    expanded: list[str] = []
+    for dep in deps:
+        inside = [out for out in outputs if out.startswith(dep.rstrip("/") + "/")]
+        expanded.extend(inside or [dep])
+    return tuple(expanded)
 
 
 def _relative(path: str, root: Path, wdir: str) -> str:
@@ -113,10 +130,40 @@ def _relative(path: str, root: Path, wdir: str) -> str:
     return os.path.relpath(full, root)
 
 
-def stages_with_outputs(specs: list[StageSpec], root: str | os.PathLike[str] = ".") -> list[str]:
-    """Names of the stages whose outputs all exist (what ``dvc commit`` can record)."""
+def done_marker(spec: StageSpec) -> Path:
+    """The file a rule touches after its command succeeded (relative to the workflow root).
+
+    Snakemake's ``onsuccess`` / ``onerror`` handlers record exactly these stages in ``dvc.lock``
+    (:func:`commit_completed`): stages that did not run in this invocation are never committed,
+    so a stage whose parameters changed but which was not a target stays stale for DVC too.
+    """
+    return DONE_DIR / spec.rule_name
+
+
+def completed_stages(specs: list[StageSpec], root: str | os.PathLike[str] = ".") -> list[str]:
+    """Stages whose command succeeded since the last commit and whose outputs all exist."""
     root = Path(root)
-    return [s.name for s in specs if s.outs and all((root / o).exists() for o in s.outs)]
+    return [
+        s.name
+        for s in specs
+        if (root / done_marker(s)).exists() and s.outs and all((root / o).exists() for o in s.outs)
+    ]
+
+
+def commit_completed(specs: list[StageSpec], root: str | os.PathLike[str] = ".") -> list[str]:
+    """Record the stages that ran in ``dvc.lock`` (``dvc commit --force --no-relink``), then drop their markers.
+
+    ``--no-relink`` keeps the workspace files as they are: relinking would rewrite them and make
+    outputs look newer than what was built from them. Returns the committed stage names.
+    """
+    root = Path(root)
+    names = completed_stages(specs, root)
+    if names:
+        subprocess.run(["dvc", "commit", "--force", "--no-relink", "--quiet", *names], cwd=root, check=True)
+        by_name = {s.name: s for s in specs}
+        for name in names:
+            (root / done_marker(by_name[name])).unlink(missing_ok=True)
+    return names
 
 
 def stale_reasons(specs: list[StageSpec], root: str | os.PathLike[str] = ".") -> dict[str, str]:
@@ -147,9 +194,11 @@ def stale_reasons(specs: list[StageSpec], root: str | os.PathLike[str] = ".") ->
 
 
 def refresh_stamps(specs: list[StageSpec], root: str | os.PathLike[str] = ".") -> dict[str, Path]:
-    """Create each stage's stamp (dated 1970) if missing, and date the stale stages' stamps now.
+    """Date the stale stages' stamps now and every other stamp 1970 (creating them as needed).
 
-    Returns stage name -> stamp path (relative to ``root``), the extra input of each rule.
+    Dating the up-to-date stamps back on every read means an edit that is undone before anything
+    ran (or a dry run in between) leaves no rerun behind. Returns stage name -> stamp path
+    (relative to ``root``), the extra input of each rule.
     """
     root = Path(root)
     (root / STAMP_DIR).mkdir(parents=True, exist_ok=True)
@@ -158,12 +207,10 @@ def refresh_stamps(specs: list[StageSpec], root: str | os.PathLike[str] = ".") -
     for spec in specs:
         stamp = STAMP_DIR / spec.rule_name
         full = root / stamp
-        if spec.name in stale:
-            full.write_text(stale[spec.name] + "\n")
-            now = time.time()
-            os.utime(full, (now, now))
-        elif not full.exists():
-            full.write_text("")
-            os.utime(full, (0, 0))
+        reason = stale.get(spec.name, "")
+        if not full.exists() or full.read_text().strip() != reason:
+            full.write_text(reason + "\n" if reason else "")
+        when = time.time() if reason else 0
+        os.utime(full, (when, when))
         stamps[spec.name] = stamp
     return stamps
