@@ -68,6 +68,14 @@ def _cmd_import_release(args: argparse.Namespace) -> None:
     log.info("import-release: wrote %s (%s)", args.out, ", ".join(f"{k}={v}" for k, v in config.items()))
 
 
+def _cmd_report(args: argparse.Namespace) -> None:
+    from mlpgraph.report import build_report
+
+    params = load_params(args.params)
+    summary = build_report(params, Path(args.metrics), Path(args.out), Path(args.plots))
+    log.info("report: wrote %s and %d plots", summary["markdown"], len(summary["plots"]))
+
+
 def _run_stage(function_name: str, *path_args: str) -> Callable[[argparse.Namespace], None]:
     """A handler calling ``mlpgraph.stage_runs.<function_name>(params, [experiment,] *paths)``."""
 
@@ -161,6 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--raw", default="data/raw", help="raw data folder (a user hard-pose file is taken from there)")
     p.add_argument("--processed", required=True, help="processed HDF5 whose train/test 3D define the derived set")
     p.add_argument("--out", default="data/processed/hard_poses.npz", help="output .npz")
+
+    p = add("report", _cmd_report, "Write the results report (Markdown) and its plots from the metrics files.")
+    p.add_argument("--metrics", default="metrics", help="metrics folder to read (default: metrics)")
+    p.add_argument("--out", default="metrics/results.md", help="report to write (default: metrics/results.md)")
+    p.add_argument("--plots", default="metrics/plots", help="folder for the PNG plots (default: metrics/plots)")
 
     p = sub.add_parser(
         "import-release",

@@ -1,0 +1,493 @@
+"""The report stage: results.md and plots from fabricated metrics files with known numbers."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from PIL import Image
+
+from mlpgraph.data.actions import ACTION_FAMILIES
+from mlpgraph.errors import UserInputError
+from mlpgraph.report import PAPER_FIGURES, build_report
+from tests.conftest import ROOT, tool_env
+
+BEST_SELECTION = "best on test (release rule)"
+FINAL_SELECTION = "last epoch"
+
+EXPERIMENTS: dict[str, dict[str, Any]] = {
+    "mlpgraph_gt_f1": {"model": "mlpgraph", "keypoints": "gt", "model_args": {}},
+    "mlpgraph_gt_f1_graphagg": {"model": "mlpgraph", "keypoints": "gt", "model_args": {"aggregation": "graph"}},
+    "mlpgraph_gt_f243_refine": {"model": "mlpgraph", "keypoints": "gt", "model_args": {"frames": 9}},
+    "mlpgraph_hr_f243_refine": {"model": "mlpgraph", "keypoints": "hr", "model_args": {"frames": 9}},
+    "semgcn_gt_f1": {"model": "semgcn_nonlocal", "keypoints": "gt", "model_args": {}},
+    "hgcn_gt_f1": {"model": "hgcn", "keypoints": "gt", "model_args": {}},
+    "wugcn_gt_f1": {"model": "wugcn", "keypoints": "gt", "model_args": {}},
+    "modgcn_gt_f1": {"model": "modgcn", "keypoints": "gt", "model_args": {}},
+}
+REFINEMENT = {
+    "mlpgraph_gt_f243_refine": {"mode": "joint", "root_depth": "gt"},
+    "mlpgraph_hr_f243_refine": {"mode": "joint", "root_depth": "gt"},
+}
+PAPER_ROWS = {"mlpgraph_gt_f1", "semgcn_gt_f1", "hgcn_gt_f1", "wugcn_gt_f1", "modgcn_gt_f1"}
+
+
+def make_params(names: Sequence[str] | None = None, layout: str = "h36m16") -> dict[str, Any]:
+    """Preset-merged parameters with the named experiments (default: all) and their refinement entries."""
+    names = list(EXPERIMENTS) if names is None else list(names)
+    return {
+        "preset": "tiny",
+        "data": {
+            "source": "synthetic",
+            "name": "synthetic",
+            "layout": layout,
+            "scale": "tiny",
+            "keypoints": ["gt", "hr"],
+        },
+        "experiments": {n: copy.deepcopy(EXPERIMENTS[n]) for n in names},
+        "refinement": {n: dict(v) for n, v in REFINEMENT.items() if n in names},
+    }
+
+
+def _h36m_figures(base: float, selection: str) -> dict[str, Any]:
+    """``stage_runs._h36m_figures``: per-action errors from ``base``, their mean as the protocol figure."""
+    per_action = {
+        family: {"P1": base + 0.37 * k + 0.013, "P2": 0.8 * base + 0.21 * k + 0.026, "num_samples": 100 + k}
+        for k, family in enumerate(ACTION_FAMILIES)
+    }
+    p1 = sum(v["P1"] for v in per_action.values()) / len(per_action)
+    p2 = sum(v["P2"] for v in per_action.values()) / len(per_action)
+    return {
+        "selection": selection,
+        "P1": p1,
+        "P2": p2,
+        "P1_sample_mean": p1 + 0.5,
+        "P2_sample_mean": p2 + 0.5,
+        "num_samples": sum(v["num_samples"] for v in per_action.values()),
+        "per_action": per_action,
+    }
+
+
+def _pck(base: float, selection: str | None = None) -> dict[str, Any]:
+    figures = {"pck": base, "auc": base / 2 + 0.04, "num_samples": 600}
+    return figures if selection is None else {"selection": selection, **figures}
+
+
+def _dhp_figures(base: float, selection: str) -> dict[str, Any]:
+    return {
+        **_pck(base, selection),
+        "source_format": "pstmo",
+        "flip_test": True,
+        "per_scene": {"GS": _pck(base + 1.26), "noGS": _pck(base - 2.14), "outdoor": _pck(base - 5.33)},
+        "per_sequence": {f"TS{i}": _pck(base + i) for i in range(1, 7)},
+    }
+
+
+def write_metrics(
+    root: Path, params: Mapping[str, Any], unavailable_3dhp: Sequence[str] = ()
+) -> dict[str, dict[str, Any]]:
+    """Metrics files shaped exactly as ``mlpgraph.stage_runs`` writes them, with known numbers.
+
+    Returns ``{experiment: {"h36m", "3dhp", "hard", "train", "curve", ["refine", "train_refine"]}}``.
+    """
+    data = {
+        "source": "synthetic",
+        "name": "synthetic",
+        "layout": params["data"]["layout"],
+        "preset": params["preset"],
+        "fingerprint": "f" * 64,
+        "scale": "tiny",
+        "label": "synthetic Human3.6M (tiny)",
+    }
+    written: dict[str, dict[str, Any]] = {}
+    for i, (name, spec) in enumerate(params["experiments"].items()):
+        frames = int(spec["model_args"].get("frames", 1))
+        config = {"layout": data["layout"], "frames": frames, **spec["model_args"]}
+        if spec["model"] == "mlpgraph":
+            config.setdefault("aggregation", "diagonal")
+        base = 30.0 + 4.0 * i + 0.123
+        header = {
+            "experiment": name,
+            "model": spec["model"],
+            "keypoints": spec["keypoints"],
+            "frames": frames,
+            "flip_test": True,
+            "data": data,
+        }
+        run_id = f"{i:02d}" + "a" * 30
+        files: dict[str, Any] = {
+            "h36m": {
+                **header,
+                "mean_pose_baseline": {"P1": 171.234, "P2": 120.456},
+                "last_epoch": _h36m_figures(base, FINAL_SELECTION),
+                "best_on_test": _h36m_figures(base - 1.5, BEST_SELECTION),
+                "parameters": 12345 + 1000 * i,
+                "model_config": config,
+                "inference_time": {
+                    "device": "cpu",
+                    "device_name": "test CPU",
+                    "torch_threads": 2,
+                    "batch": {
+                        "1": {"median_s": 0.00123 * (i + 1), "poses_per_s": 1 / (0.00123 * (i + 1)), "runs": 20},
+                        "64": {"median_s": 0.01, "poses_per_s": 6400.0, "runs": 20},
+                    },
+                    "path": "plain",
+                },
+                "mlflow_run_id": run_id,
+            },
+            "hard": {
+                "experiment": name,
+                "model": spec["model"],
+                "flip_test": True,
+                "source": "derived",
+                "data": data,
+                "last_epoch": {
+                    "selection": FINAL_SELECTION,
+                    "P1": base + 20.456,
+                    "P2": base + 10.321,
+                    "num_samples": 48,
+                },
+                "best_on_test": {"selection": BEST_SELECTION, "P1": base + 19.0, "P2": base + 9.0, "num_samples": 48},
+                "mlflow_run_id": run_id,
+            },
+            "train": {
+                "experiment": name,
+                "model": spec["model"],
+                "model_config": config,
+                "parameters": 12345 + 1000 * i,
+                "recipe": {},
+                "data": data,
+                "epochs": 3,
+                "seconds": 12.5,
+                "last_epoch": {"selection": FINAL_SELECTION, "epoch": 3, "lr": 0.001, "loss": 0.05, "P1": base},
+                "best_on_test": {"selection": BEST_SELECTION, "epoch": 2, "lr": 0.001, "loss": 0.06, "P1": base - 1.5},
+                "mlflow_run_id": run_id,
+            },
+            "curve": {
+                "history": [
+                    {"epoch": e, "lr": 0.001, "loss": 0.2 / e, "loss_main": 0.2 / e, "P1": base + 10.0 / e, "P2": base}
+                    for e in (1, 2, 3)
+                ]
+            },
+        }
+        if name in unavailable_3dhp:
+            files["3dhp"] = {
+                "experiment": name,
+                "model": spec["model"],
+                "flip_test": True,
+                "available": False,
+                "reason": "no MPI-INF-3DHP test file in data/raw",
+            }
+        else:
+            files["3dhp"] = {
+                "experiment": name,
+                "model": spec["model"],
+                "flip_test": True,
+                "available": True,
+                "file": "data_test_3dhp.npz",
+                "data": {**data, "fingerprint": None},
+                "last_epoch": _dhp_figures(60.0 + i + 0.234, FINAL_SELECTION),
+                "best_on_test": _dhp_figures(61.0 + i, BEST_SELECTION),
+                "mlflow_run_id": run_id,
+            }
+        if name in params["refinement"]:
+            files["refine"] = {
+                **header,
+                "refinement": params["refinement"][name],
+                **{
+                    key: {
+                        "selection": selection,
+                        "without_refinement": _h36m_figures(base + 1.0 + shift, selection),
+                        "refined_gt_root": {**_h36m_figures(base - 2.0 + shift, selection), "note": "oracle"},
+                        "refined_estimated_root": {**_h36m_figures(base + 3.0 + shift, selection), "note": "estimated"},
+                    }
+                    for key, selection, shift in (
+                        ("last_epoch", FINAL_SELECTION, 0.0),
+                        ("best_on_test", BEST_SELECTION, -1.0),
+                    )
+                },
+                "mlflow_run_id": "r" * 32,
+            }
+            files["train_refine"] = {
+                **files["train"],
+                "refinement": params["refinement"][name],
+                "selection_metric": "refined P1 on the test split, root depth from the ground truth",
+                "mlflow_run_id": "t" * 32,
+            }
+        paths = {
+            "h36m": f"h36m/{name}.json",
+            "hard": f"hard/{name}.json",
+            "train": f"train/{name}.json",
+            "curve": f"train/{name}_curve.json",
+            "3dhp": f"3dhp/{name}.json",
+            "refine": f"h36m/{name}_refine.json",
+            "train_refine": f"train/{name}_refine.json",
+        }
+        for key, content in files.items():
+            path = root / paths[key]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(content, indent=2) + "\n")
+        written[name] = files
+    return written
+
+
+def section(markdown: str, heading: str) -> str:
+    """The text under ``heading`` (any level) up to the next heading of the same or a higher level."""
+    lines = markdown.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.lstrip("#").strip() == heading and line.startswith("#"))
+    level = len(lines[start]) - len(lines[start].lstrip("#"))
+    end = next(
+        (
+            i
+            for i in range(start + 1, len(lines))
+            if lines[i].startswith("#") and len(lines[i]) - len(lines[i].lstrip("#")) <= level
+        ),
+        len(lines),
+    )
+    return "\n".join(lines[start + 1 : end])
+
+
+def tables(text: str) -> list[list[dict[str, str]]]:
+    """Every Markdown table in ``text`` as a list of {header: cell} rows."""
+    found: list[list[dict[str, str]]] = []
+    block: list[str] = []
+    for line in [*text.splitlines(), ""]:
+        if line.startswith("|"):
+            block.append(line)
+        elif block:
+            header = [c.strip() for c in block[0].strip("|").split("|")]
+            rows = [[c.strip() for c in row.strip("|").split("|")] for row in block[2:]]
+            found.append([dict(zip(header, row, strict=True)) for row in rows])
+            block = []
+    return found
+
+
+def by(rows: list[dict[str, str]], column: str) -> dict[str, dict[str, str]]:
+    return {row[column].strip("`*"): row for row in rows}
+
+
+def one(value: float) -> str:
+    return f"{value:.1f}"
+
+
+@pytest.fixture(scope="module")
+def full_report(tmp_path_factory):
+    """The report of all eight experiments (3DHP unavailable for one of them)."""
+    root = tmp_path_factory.mktemp("report")
+    params = make_params()
+    written = write_metrics(root / "metrics", params, unavailable_3dhp=("wugcn_gt_f1",))
+    summary = build_report(params, root / "metrics", root / "metrics" / "results.md", root / "metrics" / "plots")
+    return root, written, summary, (root / "metrics" / "results.md").read_text()
+
+
+def test_main_table_numbers_are_the_files_and_paper_only_on_matching_rows(full_report):
+    _, written, summary, markdown = full_report
+    assert "synthetic Human3.6M (tiny)" in markdown.split("##")[0]
+    assert "preset `tiny`" in markdown
+    (rows,) = tables(section(markdown, "Human3.6M: the paper's comparison"))
+    rows_by = by(rows, "experiment")
+    assert list(rows_by) == list(EXPERIMENTS)
+    for name, files in written.items():
+        h = files["h36m"]
+        row = rows_by[name]
+        assert row["2D"] == h["keypoints"] and row["frames"] == str(h["frames"])
+        assert row["parameters"] == f"{h['parameters']:,}" and "," in row["parameters"]
+        assert row["P1 (mm), last epoch"] == one(h["last_epoch"]["P1"])
+        assert row["P2 (mm), last epoch"] == one(h["last_epoch"]["P2"])
+        assert row["P1 / P2 (mm), best on test"] == f"{one(h['best_on_test']['P1'])} / {one(h['best_on_test']['P2'])}"
+        assert row["inference time, batch 1 (ms)"] == f"{h['inference_time']['batch']['1']['median_s'] * 1000:.2f}"
+        paper = PAPER_FIGURES.get(h["model"])
+        if name in PAPER_ROWS:
+            assert row["paper P1 (mm)"] == f"{paper.p1:g}" and row["paper P2 (mm)"] == f"{paper.p2:g}"
+            assert row["paper infer. time"] == f"{paper.inference_s:g} s"
+        else:
+            assert row["paper P1 (mm)"] == row["paper P2 (mm)"] == row["paper infer. time"] == "—"
+        assert h["mlflow_run_id"] in markdown
+    assert rows_by["mlpgraph_gt_f1"]["paper P1 (mm)"] == "36.34"
+    assert rows_by["semgcn_gt_f1"]["Method"] == "SemGCN (non-local)"
+    assert [r["experiment"] for r in summary["tables"]["main"]] == list(EXPERIMENTS)
+
+
+def test_paper_columns_need_the_16_joint_layout_and_the_papers_model(tmp_path):
+    params = make_params(["mlpgraph_gt_f1", "semgcn_gt_f1"], layout="h36m17")
+    write_metrics(tmp_path / "m", params)
+    summary = build_report(params, tmp_path / "m", tmp_path / "r.md", tmp_path / "p")
+    assert all(r["paper_p1"] is None for r in summary["tables"]["main"])
+    params = make_params(["semgcn_gt_f1"])
+    params["experiments"]["semgcn_gt_f1"]["model"] = "semgcn"  # plain SemGCN is not the table's non-local one
+    write_metrics(tmp_path / "m2", params)
+    summary = build_report(params, tmp_path / "m2", tmp_path / "r2.md", tmp_path / "p2")
+    assert summary["tables"]["main"][0]["paper_p1"] is None
+
+
+def test_per_action_tables(full_report):
+    _, written, _, markdown = full_report
+    p1_table, p2_table = tables(section(markdown, "Human3.6M per action"))
+    for metric, table in (("P1", p1_table), ("P2", p2_table)):
+        rows = by(table, "Action")
+        assert list(rows) == [*ACTION_FAMILIES, "Mean"]
+        for name, files in written.items():
+            figures = files["h36m"]["last_epoch"]
+            for family in ACTION_FAMILIES:
+                assert rows[family][f"`{name}`"] == one(figures["per_action"][family][metric])
+            assert rows["Mean"][f"`{name}`"] == f"**{one(figures[metric])}**"
+
+
+def test_3dhp_overall_per_scene_and_unavailable(full_report):
+    _, written, summary, markdown = full_report
+    text = section(markdown, "MPI-INF-3DHP")
+    overall, per_sequence = tables(text)
+    rows = by(overall, "experiment")
+    assert "wugcn_gt_f1" not in rows
+    assert "`wugcn_gt_f1`: not available (no MPI-INF-3DHP test file in data/raw)" in text
+    for name, files in written.items():
+        if name == "wugcn_gt_f1":
+            continue
+        figures = files["3dhp"]["last_epoch"]
+        assert rows[name]["PCK (%)"] == one(figures["pck"]) and rows[name]["AUC (%)"] == one(figures["auc"])
+        for scene, label in (("GS", "GS (TS1-2)"), ("noGS", "noGS (TS3-4)"), ("outdoor", "outdoor (TS5-6)")):
+            assert rows[name][f"{label} PCK"] == one(figures["per_scene"][scene]["pck"])
+            assert rows[name][f"{label} AUC"] == one(figures["per_scene"][scene]["auc"])
+        assert by(per_sequence, "experiment")[name]["TS3 PCK"] == one(figures["per_sequence"]["TS3"]["pck"])
+    assert [r["available"] for r in summary["tables"]["3dhp"]].count(False) == 1
+
+
+def test_hard_poses_and_mean_pose(full_report):
+    _, written, _, markdown = full_report
+    (hard,) = tables(section(markdown, "Hard poses"))
+    rows = by(hard, "experiment")
+    for name, files in written.items():
+        assert rows[name]["P1 (mm), last epoch"] == one(files["hard"]["last_epoch"]["P1"])
+        assert rows[name]["P2 (mm), last epoch"] == one(files["hard"]["last_epoch"]["P2"])
+        assert rows[name]["poses"] == "48"
+    (mean,) = tables(section(markdown, "Mean-pose baseline"))
+    assert mean[0]["P1 (mm)"] == "171.2" and mean[0]["P2 (mm)"] == "120.5"
+    assert all(f"`{name}`" in mean[0]["experiments"] for name in written)
+    assert "not better than the mean pose" not in markdown
+
+
+def test_ablations_with_all_experiments(full_report):
+    _, written, summary, markdown = full_report
+    ablations = summary["tables"]["ablations"]
+    assert set(ablations) == {"aggregation", "refinement", "selection", "temporal"}
+    (aggregation,) = tables(section(markdown, "Aggregation: diagonal (as released) vs graph"))
+    rows = by(aggregation, "experiment")
+    assert set(rows) == {"mlpgraph_gt_f1", "mlpgraph_gt_f1_graphagg"}
+    assert rows["mlpgraph_gt_f1_graphagg"]["aggregation"] == "graph"
+    assert rows["mlpgraph_gt_f1"]["aggregation"] == "diagonal"
+    assert rows["mlpgraph_gt_f1"]["P1 (mm)"] == one(written["mlpgraph_gt_f1"]["h36m"]["last_epoch"]["P1"])
+
+    refinement = section(markdown, "Refinement: without, with ground-truth (oracle) and with estimated root depth")
+    gt_table, hr_table = tables(refinement)
+    doc = written["mlpgraph_gt_f243_refine"]["refine"]
+    rows = by(gt_table, "variant")
+    assert rows["refined, ground-truth root depth (oracle)"]["P1 (mm), last epoch"] == one(
+        doc["last_epoch"]["refined_gt_root"]["P1"]
+    )
+    assert rows["refined, estimated root depth"]["P2 (mm), last epoch"] == one(
+        doc["last_epoch"]["refined_estimated_root"]["P2"]
+    )
+    plain = doc["best_on_test"]["without_refinement"]
+    assert rows["refinement run, without refinement"]["P1 / P2 (mm), best on test"] == (
+        f"{one(plain['P1'])} / {one(plain['P2'])}"
+    )
+    assert rows["lifting network trained alone (`train_spatial`)"]["P1 (mm), last epoch"] == one(
+        written["mlpgraph_gt_f243_refine"]["h36m"]["last_epoch"]["P1"]
+    )
+    assert len(hr_table) == 4
+
+    (selection,) = tables(section(markdown, "Last epoch vs best on test"))
+    assert len(selection) == len(EXPERIMENTS) + 2
+    row = by(selection, "experiment")["modgcn_gt_f1"]
+    h = written["modgcn_gt_f1"]["h36m"]
+    assert row["last epoch"] == "3" and row["best epoch"] == "2"
+    assert row["P1 gain (mm)"] == one(h["last_epoch"]["P1"] - h["best_on_test"]["P1"])
+
+    temporal_text = section(markdown, "1 frame vs temporal (MLP-Graph)")
+    (temporal,) = tables(temporal_text)
+    assert [(r["experiment"], r["frames"]) for r in temporal] == [
+        ("`mlpgraph_gt_f1`", "1"),
+        ("`mlpgraph_gt_f243_refine`", "9"),
+    ]
+    assert "`gt` = ground-truth 2D" in temporal_text
+    assert "Not shown" not in section(markdown, "Ablations")
+
+
+def test_ablations_absent_without_their_experiments(tmp_path):
+    params = make_params(["mlpgraph_gt_f1", "semgcn_gt_f1"])
+    write_metrics(tmp_path / "metrics", params)
+    summary = build_report(params, tmp_path / "metrics", tmp_path / "results.md", tmp_path / "plots")
+    markdown = (tmp_path / "results.md").read_text()
+    assert set(summary["tables"]["ablations"]) == {"selection"}
+    for heading in ("Aggregation", "Refinement", "1 frame vs temporal"):
+        assert f"### {heading}" not in markdown
+    assert "### Last epoch vs best on test" in markdown
+    assert "Not shown, for want of experiments: aggregation" in markdown
+
+
+def test_missing_file_is_one_line_error_naming_it(tmp_path):
+    params = make_params(["mlpgraph_gt_f243_refine"])
+    write_metrics(tmp_path / "metrics", params)
+    missing = tmp_path / "metrics" / "h36m" / "mlpgraph_gt_f243_refine_refine.json"
+    missing.unlink()
+    with pytest.raises(UserInputError) as info:
+        build_report(params, tmp_path / "metrics", tmp_path / "results.md", tmp_path / "plots")
+    assert str(missing) in str(info.value) and "\n" not in str(info.value)
+    assert not (tmp_path / "results.md").exists()
+    missing.write_text("{not json")
+    with pytest.raises(UserInputError, match="invalid JSON"):
+        build_report(params, tmp_path / "metrics", tmp_path / "results.md", tmp_path / "plots")
+
+
+def test_plots_are_valid_pngs(full_report):
+    root, _, summary, markdown = full_report
+    names = {Path(p).name for p in summary["plots"]}
+    assert names == {
+        "h36m_p1_per_action.png",
+        "training_curves.png",
+        "mlpgraph_p1_vs_frames.png",
+        "3dhp_pck_per_scene.png",
+    }
+    assert "p1_per_joint.png" in summary["missing_plots"]
+    for path in map(Path, summary["plots"]):
+        assert path.parent == root / "metrics" / "plots"
+        assert path.stat().st_size > 20_000
+        with Image.open(path) as image:
+            image.verify()
+        with Image.open(path) as image:
+            assert image.format == "PNG"
+            width, height = image.size
+            assert 900 <= width <= 4000 and 500 <= height <= 2000
+        assert f"](plots/{path.name})" in markdown
+    assert not list((root / "metrics" / "plots").glob(".tmp-*"))
+
+
+def _report_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "stages" / "report.py"), *args],
+        cwd=cwd,
+        env=tool_env(),
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_cli_user_error_is_one_line_exit_2_and_success(tmp_path):
+    params = make_params(["mlpgraph_gt_f1"])
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({k: v for k, v in params.items() if k != "preset"}))
+    proc = _report_cli("--params", "params.yaml", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and proc.stderr.strip().count("\n") == 0
+    assert proc.stderr.startswith("mlpgraph report: error: metrics/h36m/mlpgraph_gt_f1.json: metrics file not found")
+    write_metrics(tmp_path / "metrics", params)
+    proc = _report_cli("--params", "params.yaml", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "metrics" / "results.md").is_file()
+    assert (tmp_path / "metrics" / "plots" / "h36m_p1_per_action.png").is_file()
