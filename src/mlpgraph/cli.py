@@ -3,12 +3,16 @@
 Each subcommand parses its arguments, reads ``params.yaml`` (merged with its preset) and calls
 the library. A :class:`~mlpgraph.errors.UserInputError` becomes one line on stderr and exit
 status 2, without a traceback; anything else is a bug and keeps its traceback.
+
+The training stages also run under ``torchrun --nproc-per-node N`` (see :mod:`mlpgraph.stage_runs`);
+then ranks > 0 log warnings and errors only, tagged with their rank, so the output reads as one run's.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -198,17 +202,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _launch_rank() -> int:
+    """This process's rank when ``torchrun`` started several (``RANK``), else 0; read without importing torch."""
+    try:
+        return int(os.environ.get("RANK") or 0) if int(os.environ.get("WORLD_SIZE") or 1) > 1 else 0
+    except ValueError:
+        return 0  # mlpgraph.distributed reports malformed variables as a user error
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mlpgraph`` console script and of the ``stages/*.py`` scripts."""
     args = build_parser().parse_args(argv)
+    rank = _launch_rank()
+    tag = f" [rank {rank}]" if rank else ""
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        level=logging.DEBUG if args.verbose else logging.INFO if rank == 0 else logging.WARNING,
+        format=f"%(asctime)s %(levelname)s{tag} %(name)s: %(message)s",
     )
     try:
         args.handler(args)
     except UserInputError as exc:
-        print(f"mlpgraph {args.command}: error: {exc}", file=sys.stderr)
+        print(f"mlpgraph {args.command}{tag}: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     return 0
 

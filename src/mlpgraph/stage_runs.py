@@ -5,6 +5,11 @@ Each ``run_*`` reads the (preset-merged) parameters and one experiment, calls th
 outputs atomically. The stage CLIs (``mlpgraph train-spatial`` ...) only parse arguments and
 call these. Every metrics file names the data it was measured on, the model-selection rule
 of each figure, and the MLflow run.
+
+The training stages also run under ``torchrun --nproc-per-node N`` (one process per GPU, or N CPU
+processes with gloo): they set up the process group (:mod:`mlpgraph.distributed`), load the data
+on the rank's device, train together (:func:`mlpgraph.training.train`), and rank 0 alone
+evaluates, records the MLflow run and writes the checkpoints and the metrics and curve files.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mlpgraph import metrics
+from mlpgraph import distributed, metrics
 from mlpgraph.checkpoints import networks_from_checkpoint
 from mlpgraph.data import schema
 from mlpgraph.data.batches import PoseArrays
@@ -147,7 +152,7 @@ def _train_summary(
     recipe: Recipe,
     result: Any,
     data: dict[str, Any],
-    run: StageRun,
+    run: StageRun | _NoRun,
     seconds: float,
 ) -> dict[str, Any]:
     last = next((r for r in result.history if r.get("epoch") == result.last_epoch), {})
@@ -167,6 +172,24 @@ def _train_summary(
     }
 
 
+class _NoRun:
+    """What ranks > 0 of a multi-process training stage have instead of a :class:`StageRun`: no MLflow run."""
+
+    run_id: str | None = None
+
+    def __enter__(self) -> _NoRun:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        """Nothing: rank 0 logs."""
+
+    def log_artifact(self, path: str | Path) -> None:
+        """Nothing: rank 0 logs."""
+
+
 def _run_training(
     params: Mapping[str, Any],
     name: str,
@@ -176,15 +199,41 @@ def _run_training(
     curve_path: Path,
     spatial_dir: Path | None = None,
 ) -> dict:
-    """Train one experiment (with its refinement when ``spatial_dir`` is given) and write its summaries."""
+    """Train one experiment (with its refinement when ``spatial_dir`` is given) and write its summaries.
+
+    Under ``torchrun`` with more than one rank, inside a process group set up here (and torn down
+    on return): every rank trains on its device, rank 0 alone evaluates, opens the MLflow run and
+    writes files; every rank returns the same summary (``mlflow_run_id`` None on ranks > 0).
+    """
     experiment = load_experiment(params, name)
     refining = spatial_dir is not None
     if refining and experiment.refinement is None:
         raise UserInputError(f"params: experiment {name!r} has no entry in 'refinement'")
     recipe = recipe_for(params, experiment, refine=refining)
-    device = resolve_device(recipe.device)
+    with distributed.distributed_context(recipe.device) as context:
+        return _train_experiment(
+            params, experiment, recipe, context, stage, out_dir, metrics_path, curve_path, spatial_dir
+        )
+
+
+def _train_experiment(
+    params: Mapping[str, Any],
+    experiment: Experiment,
+    recipe: Recipe,
+    context: distributed.DistributedContext,
+    stage: str,
+    out_dir: Path,
+    metrics_path: Path,
+    curve_path: Path,
+    spatial_dir: Path | None,
+) -> dict:
+    """The body of :func:`_run_training` on one rank (``context``)."""
+    name = experiment.name
+    refining = spatial_dir is not None
+    device = context.device
     train_data = load_split(params, experiment, "train", device)
-    test_data = load_split(params, experiment, "test", device)
+    # Only rank 0 evaluates (the others would only hold the test split in memory).
+    test_data = load_split(params, experiment, "test", device) if context.is_main else None
     fingerprint = str(train_data.attrs.get("fingerprint"))
     seed_everything(recipe.seed)
     if refining and recipe.refine_mode == "two_stage":
@@ -193,14 +242,16 @@ def _run_training(
         model = build_model(experiment.model, layout=train_data.layout, **experiment.model_args)
     refine = build_model("refine", layout=train_data.layout) if refining else None
     began = time.perf_counter()
-    with StageRun(stage, name, _stage_params(params, experiment, recipe), fingerprint) as run:
+    stage_params = _stage_params(params, experiment, recipe)
+    tracked = StageRun(stage, name, stage_params, fingerprint) if context.is_main else _NoRun()
+    with tracked as run:
         result = train(
             model,
             train_data,
             recipe,
             out_dir,
             pad=experiment.pad,
-            evaluate=_h36m_evaluator(params, experiment, test_data),
+            evaluate=_h36m_evaluator(params, experiment, test_data) if test_data is not None else None,
             refine=refine,
             on_epoch=lambda epoch, record: run.log_metrics(record, step=epoch),
             data_fingerprint=fingerprint,
@@ -212,9 +263,12 @@ def _run_training(
         if refining:
             summary["refinement"] = experiment.refinement
             summary["selection_metric"] = f"refined P1 on the test split, {ORACLE_NOTE}"
-        write_json(metrics_path, summary)
-        write_json(curve_path, {"history": result.history})
-        run.log_artifact(metrics_path)
+        if context.is_distributed:
+            summary["processes"] = context.world_size
+        if context.is_main:
+            write_json(metrics_path, summary)
+            write_json(curve_path, {"history": result.history})
+            run.log_artifact(metrics_path)
     return summary
 
 

@@ -19,6 +19,23 @@ ends with exactly the numbers of an uninterrupted one (bit for bit on CPU).
 Files in ``checkpoint_dir``: ``last.pt`` (resume state), ``best.pt`` (lowest test P1: the
 release's rule, model selection on the TEST split, labelled as such) and ``final.pt`` (the last
 epoch, the honest figure). All three are plain project checkpoints (:mod:`mlpgraph.checkpoints`).
+
+Multi-process training: under ``torchrun --nproc-per-node N`` (the process group initialised by
+:mod:`mlpgraph.distributed`, world size > 1) every rank draws the same global shuffle and flip mask
+from the shared generator and trains on its contiguous share of each global batch
+(``torch.tensor_split(batch, N)[rank]``), so the ranks together see exactly the one-process batch.
+The trained networks are wrapped in ``DistributedDataParallel`` (two-stage: the refinement only)
+with their batch norms synchronised over the ranks; each rank's loss is scaled by
+``local_n * N / global_n`` so that DDP's gradient average is the gradient of the global batch's
+mean loss, also for an uneven last batch. Logged losses are all-reduced (every rank records the
+global batch loss, so the divergence guard fires on every rank). Rank 0 alone evaluates, calls
+``on_epoch`` and writes the checkpoints (of the raw modules: no ``module.`` prefix) and broadcasts
+the epoch record, so every rank keeps the same history and best epoch. Dropout differs per rank
+(ranks > 0 reseed torch with ``seed + RANK_SEED_STRIDE * rank`` at a fresh start); ``last.pt`` keeps
+every rank's torch RNG state (``rng["torch_by_rank"]``) so a restarted N-process run resumes
+exactly; a restart with another world size warns and reseeds deterministically. The losses and
+weights of an N-process run equal a one-process run's to float rounding (with dropout off; with
+dropout on the masks differ). A plain single process runs the code path of before, bit for bit.
 """
 
 from __future__ import annotations
@@ -37,7 +54,9 @@ import numpy as np
 import torch
 import torch.nn.functional as fn
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 
+from mlpgraph import distributed
 from mlpgraph.checkpoints import load_checkpoint, load_state_dict_checked, network_entry, save_checkpoint
 from mlpgraph.data.batches import PoseArrays
 from mlpgraph.errors import UserInputError
@@ -62,6 +81,8 @@ RESUME_IGNORED = ("device",)
 # Per-batch losses stay on the device and are checked for divergence every this many batches
 # (and at the end of each epoch), so a GPU run does not synchronise on every step.
 CHECK_EVERY = 50
+# Ranks > 0 of a multi-process run seed torch (their dropout) with seed + this * rank.
+RANK_SEED_STRIDE = 1_000_003
 
 Evaluate = Callable[[nn.Module, nn.Module | None], Mapping[str, float]]
 OnEpoch = Callable[[int, dict[str, float]], None]
@@ -283,6 +304,43 @@ def _set_rng_state(state: Mapping[str, Any], generator: torch.Generator) -> None
     random.setstate((version, tuple(internal.tolist()), gauss_next))
 
 
+def _gather_rank_rng(device: torch.device) -> dict[str, list[Tensor]]:
+    """Every rank's torch (and own CUDA device's) RNG state, in rank order: a collective of all ranks."""
+    gathered = {"torch_by_rank": distributed.all_gather_object(torch.get_rng_state())}
+    if device.type == "cuda":
+        gathered["cuda_by_rank"] = distributed.all_gather_object(torch.cuda.get_rng_state(device))
+    return gathered
+
+
+def _restore_rank_rng(state: Mapping[str, Any], device: torch.device, seed: int, start_epoch: int) -> None:
+    """After :func:`_set_rng_state` (rank 0's states): this rank's own torch / CUDA RNG state of a multi-rank run.
+
+    When the checkpoint was written by another number of ranks, ranks > 0 reseed with
+    ``seed + RANK_SEED_STRIDE * rank + start_epoch`` (a warning says so): deterministic, but not
+    the continuation of any earlier run.
+    """
+    world, rank = distributed.world_size(), distributed.rank()
+    by_rank = state.get("torch_by_rank")
+    saved_world = len(by_rank) if by_rank is not None else 1
+    if saved_world != world:
+        if rank == 0:
+            log.warning(
+                "resuming a %d-process run with %d processes: ranks > 0 get fresh dropout seeds, "
+                "so the run is deterministic but not the continuation of either",
+                saved_world,
+                world,
+            )
+        if rank > 0:
+            torch.manual_seed(seed + RANK_SEED_STRIDE * rank + start_epoch)
+        return
+    if world == 1:
+        return
+    torch.set_rng_state(by_rank[rank])
+    cuda_by_rank = state.get("cuda_by_rank")
+    if device.type == "cuda" and cuda_by_rank and len(cuda_by_rank) == world:
+        torch.cuda.set_rng_state(cuda_by_rank[rank], device)
+
+
 # ---------------------------------------------------------------------------------- checkpoints
 def _networks(model: nn.Module, refine: nn.Module | None, model_name: str) -> dict[str, dict[str, Any]]:
     networks = {"model": network_entry(model_name, model)}
@@ -389,6 +447,12 @@ def train(
     With "estimated", the refinement loss also reaches the main network through the depth estimate.
     Raises :class:`TrainingDiverged` on a non-finite or exploded loss, ``UserInputError`` when
     ``last.pt`` belongs to another recipe, network configuration or data set.
+
+    Under an initialised process group with more than one rank (``torchrun``; see the module
+    docstring) call it on every rank with the same arguments: the ranks share each global batch,
+    rank 0 alone calls ``evaluate`` and ``on_epoch`` and writes ``checkpoint_dir`` (which must be
+    the same folder, readable by every rank, for resuming), and every rank returns the same result.
+    A CUDA device without index means the rank's current device (``cuda:LOCAL_RANK``).
     """
     if recipe.refine != (refine is not None):
         raise UserInputError(
@@ -397,9 +461,14 @@ def train(
             else "a refinement network was given but recipe.refine is false"
         )
     two_stage = refine is not None and recipe.refine_mode == "two_stage"
+    world, rank = distributed.world_size(), distributed.rank()
+    main = rank == 0
     device = resolve_device(recipe.device)
+    if world > 1 and device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
     directory = Path(checkpoint_dir)
-    directory.mkdir(parents=True, exist_ok=True)
+    if main:
+        directory.mkdir(parents=True, exist_ok=True)
     last_path = directory / LAST
     layout = get_layout(train_data.layout)
     if train_data.device != device:
@@ -423,7 +492,8 @@ def train(
     best_p1: float | None = None
     lr = recipe.lr
     start_epoch = 1
-    if last_path.exists():
+    # Rank 0's view decides (the ranks must agree; every rank then reads the same shared file).
+    if distributed.broadcast_object(last_path.exists()):
         content = load_checkpoint(last_path)
         _check_resume(last_path, content, recipe, _networks(model, refine, model_name), data_fingerprint)
         state = content["meta"]["training"]
@@ -439,15 +509,22 @@ def train(
         best_epoch = state["best_epoch"]
         best_p1 = state["best_p1"]
         start_epoch = int(state["epoch"]) + 1
-        _settle_pending_best(directory, best_epoch)
-        log.info("resuming %s from epoch %d", last_path, start_epoch - 1)
+        _restore_rank_rng(state["rng"], device, recipe.seed, start_epoch)
+        if main:
+            _settle_pending_best(directory, best_epoch)
+            log.info("resuming %s from epoch %d", last_path, start_epoch - 1)
     else:
-        for stale in (BEST, FINAL, BEST_PENDING):
-            (directory / stale).unlink(missing_ok=True)
+        if main:
+            for stale in (BEST, FINAL, BEST_PENDING):
+                (directory / stale).unlink(missing_ok=True)
         seed_everything(recipe.seed)
         generator.manual_seed(recipe.seed)
+        if rank > 0:
+            torch.manual_seed(recipe.seed + RANK_SEED_STRIDE * rank)  # distinct dropout masks per rank
     for group in optimizer.param_groups:
         group["lr"] = lr
+    # No rank goes on (and rank 0 may not write last.pt) before every rank has read last.pt.
+    distributed.barrier()
 
     def save_final() -> None:
         save_checkpoint(
@@ -459,83 +536,114 @@ def train(
 
     if start_epoch > recipe.epochs:
         final_path = directory / FINAL
-        if history and (not final_path.exists() or load_checkpoint(final_path)["meta"].get("epoch") != len(history)):
+        if (
+            main
+            and history
+            and (not final_path.exists() or load_checkpoint(final_path)["meta"].get("epoch") != len(history))
+        ):
             save_final()
+        distributed.barrier()
         model.eval()
         if refine is not None:
             refine.eval()
         return _result(history, best_epoch)
 
-    for epoch in range(start_epoch, recipe.epochs + 1):
-        losses = _train_epoch(
-            model,
-            refine,
-            train_data,
-            recipe,
-            pad,
-            optimizer,
-            scaler,
-            generator,
-            bone_lengths,
-            device,
-            epoch,
-            two_stage,
-            use_amp,
-            last_path,
-        )
-        record: dict[str, float] = {"epoch": epoch, "lr": lr, **losses}
-        lr = lr_after_epoch(lr, epoch, recipe)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        if evaluate is not None:
-            model.eval()
-            if refine is not None:
-                refine.eval()
-            with torch.no_grad():
-                metrics = evaluate(model, refine)
-            record.update({key: float(value) for key, value in metrics.items()})
-        history.append(record)
-        log.info(
-            "epoch %d/%d lr %.4g %s",
-            epoch,
-            recipe.epochs,
-            record["lr"],
-            " ".join(f"{key} {value:.5g}" for key, value in record.items() if key not in ("epoch", "lr")),
-        )
-        if on_epoch is not None:
-            on_epoch(epoch, dict(record))
-        p1 = record.get("P1")
-        improved = p1 is not None and np.isfinite(p1) and (best_p1 is None or p1 < best_p1)
-        networks = _networks(model, refine, model_name)
-        if improved:
-            best_epoch, best_p1 = epoch, p1
-            save_checkpoint(
-                directory / BEST_PENDING,
-                networks,
-                data_fingerprint,
-                _epoch_meta(BEST_SELECTION, epoch, record, recipe, bone_lengths),
+    # What the epochs run: the raw modules in one process, DDP wrappers (sharing their parameters)
+    # with globally synchronised batch norms under a multi-rank process group.
+    run_model, run_refine = model, refine
+    synced: list[nn.Module] = []
+    if world > 1:
+        device_ids = [device.index] if device.type == "cuda" else None
+        synced = [refine] if two_stage else trained
+        for module in synced:
+            distributed.synchronise_batch_norm(module)
+        if not two_stage:
+            run_model = DistributedDataParallel(model, device_ids=device_ids)
+        if refine is not None:
+            run_refine = DistributedDataParallel(refine, device_ids=device_ids)
+    try:
+        for epoch in range(start_epoch, recipe.epochs + 1):
+            losses = _train_epoch(
+                run_model,
+                run_refine,
+                train_data,
+                recipe,
+                pad,
+                optimizer,
+                scaler,
+                generator,
+                bone_lengths,
+                device,
+                epoch,
+                two_stage,
+                use_amp,
+                last_path,
             )
-        training = {
-            "epoch": epoch,
-            "lr": lr,
-            "optimizer": optimizer.state_dict(),
-            "scaler": scaler.state_dict() if use_amp else None,
-            "rng": _rng_state(generator),
-            "recipe": recipe.to_dict(),
-            "history": history,
-            "best_epoch": best_epoch,
-            "best_p1": best_p1,
-        }
-        save_checkpoint(
-            last_path,
-            networks,
-            data_fingerprint,
-            {**_epoch_meta(LAST_SELECTION, epoch, record, recipe, bone_lengths), "training": training},
-        )
-        if improved:
-            os.replace(directory / BEST_PENDING, directory / BEST)
-        if epoch == recipe.epochs:
-            save_final()
+            record: dict[str, float] = {"epoch": epoch, "lr": lr, **losses}
+            lr = lr_after_epoch(lr, epoch, recipe)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            if evaluate is not None and main:
+                model.eval()
+                if refine is not None:
+                    refine.eval()
+                with torch.no_grad():
+                    metrics = evaluate(model, refine)
+                record.update({key: float(value) for key, value in metrics.items()})
+            record = distributed.broadcast_object(record)
+            history.append(record)
+            if main:
+                log.info(
+                    "epoch %d/%d lr %.4g %s",
+                    epoch,
+                    recipe.epochs,
+                    record["lr"],
+                    " ".join(f"{key} {value:.5g}" for key, value in record.items() if key not in ("epoch", "lr")),
+                )
+            if on_epoch is not None and main:
+                on_epoch(epoch, dict(record))
+            p1 = record.get("P1")
+            improved = p1 is not None and np.isfinite(p1) and (best_p1 is None or p1 < best_p1)
+            if improved:
+                best_epoch, best_p1 = epoch, p1
+            rng = _rng_state(generator)
+            if world > 1:
+                rng.update(_gather_rank_rng(device))  # a collective: every rank takes part
+            if main:
+                networks = _networks(model, refine, model_name)
+                if improved:
+                    save_checkpoint(
+                        directory / BEST_PENDING,
+                        networks,
+                        data_fingerprint,
+                        _epoch_meta(BEST_SELECTION, epoch, record, recipe, bone_lengths),
+                    )
+                training = {
+                    "epoch": epoch,
+                    "lr": lr,
+                    "optimizer": optimizer.state_dict(),
+                    "scaler": scaler.state_dict() if use_amp else None,
+                    "rng": rng,
+                    "recipe": recipe.to_dict(),
+                    "history": history,
+                    "best_epoch": best_epoch,
+                    "best_p1": best_p1,
+                }
+                save_checkpoint(
+                    last_path,
+                    networks,
+                    data_fingerprint,
+                    {**_epoch_meta(LAST_SELECTION, epoch, record, recipe, bone_lengths), "training": training},
+                )
+                if improved:
+                    os.replace(directory / BEST_PENDING, directory / BEST)
+                if epoch == recipe.epochs:
+                    save_final()
+            # Rank 0 has finished writing before any rank reads a checkpoint (e.g. the divergence guard).
+            distributed.barrier()
+    finally:
+        for module in synced:
+            distributed.unsynchronise_batch_norm(module)
     model.eval()
     if refine is not None:
         refine.eval()
@@ -568,7 +676,12 @@ def _train_epoch(
     use_amp: bool,
     last_path: Path,
 ) -> dict[str, float]:
-    """One pass over the shuffled data; returns the sample-weighted mean losses of the epoch."""
+    """One pass over the shuffled data; returns the sample-weighted mean losses of the epoch.
+
+    ``model`` / ``refine`` may be DDP wrappers: then this rank trains on its share of each global
+    batch and the recorded losses are the global batch's (all-reduced), see :func:`_rank_loss`.
+    """
+    world, rank = distributed.world_size(), distributed.rank()
     model.train(not two_stage)
     if refine is not None:
         refine.train()
@@ -585,6 +698,11 @@ def _train_epoch(
         flip: Tensor | bool = False
         if recipe.flip_augment:
             flip = (torch.rand(len(indices), generator=generator) < 0.5).to(device)
+        global_n = len(indices)
+        if world > 1:  # every rank drew the same global batch and mask; each keeps its contiguous share
+            indices = torch.tensor_split(indices, world)[rank]
+            if isinstance(flip, Tensor):
+                flip = torch.tensor_split(flip, world)[rank]
         windows, target = data.batch(indices, pad, flip=flip)
         target = root_zeroed(target, layout)
         with autocast:
@@ -598,14 +716,27 @@ def _train_epoch(
                 refined = refine(pred, lifted).float()
                 refined_loss = refinement_loss(refined, target, layout, recipe.symmetry_weight)
                 loss = refined_loss if two_stage else main + refined_loss
-                refine_losses.append(refined_loss.detach())
+                if world == 1:
+                    refine_losses.append(refined_loss.detach())
         optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
+        if world == 1:
+            scaler.scale(loss).backward()
+        else:
+            outputs = [refined] if two_stage else [pred] + ([refined] if refine is not None else [])
+            scaler.scale(_rank_loss(loss, outputs, len(indices), global_n, world)).backward()
         scaler.step(optimizer)
         scaler.update()
-        totals.append(loss.detach())
-        main_losses.append(main.detach())
-        sizes.append(len(indices))
+        if world == 1:
+            totals.append(loss.detach())
+            main_losses.append(main.detach())
+        else:
+            parts = [loss, main] + ([refined_loss] if refine is not None else [])
+            batch_losses = _global_batch_losses(parts, len(indices), global_n)
+            totals.append(batch_losses[0])
+            main_losses.append(batch_losses[1])
+            if refine is not None:
+                refine_losses.append(batch_losses[2])
+        sizes.append(global_n)
         if len(totals) - checked >= CHECK_EVERY:
             _check_losses(totals, checked, epoch, num_batches, recipe.max_loss, last_path)
             checked = len(totals)
@@ -620,6 +751,30 @@ def _train_epoch(
     if refine_losses:
         result["loss_refine"] = mean(refine_losses)
     return result
+
+
+def _rank_loss(loss: Tensor, outputs: list[Tensor], local_n: int, global_n: int, world: int) -> Tensor:
+    """What this rank back-propagates so that DDP's gradient average is the global batch's gradient.
+
+    Every loss term is a per-sample mean, so the global batch's mean loss is
+    sum_r (n_r / N) * loss_r and its gradient is sum_r (n_r / N) * grad loss_r; DDP averages the
+    ranks' gradients (divides their sum by ``world``), hence the factor ``n_r * world / N``. A rank
+    whose share is empty (a last batch smaller than the world) contributes an exact zero that still
+    reaches every parameter (DDP expects a gradient for each), instead of the mean of nothing (NaN).
+    """
+    if local_n == 0:
+        return sum(output.float().sum() for output in outputs) * 0.0
+    return loss * (local_n * world / global_n)
+
+
+def _global_batch_losses(parts: list[Tensor], local_n: int, global_n: int) -> Tensor:
+    """The global batch's per-sample mean of each of this rank's mean losses ``parts``: sum_r n_r loss_r / N.
+
+    An all-reduce every rank takes part in; the result stays on the device (no synchronisation).
+    """
+    stacked = torch.stack([part.detach().float() for part in parts])
+    stacked = stacked * local_n if local_n > 0 else torch.zeros_like(stacked)
+    return distributed.all_reduce_sum(stacked) / global_n
 
 
 def _check_losses(
