@@ -158,7 +158,7 @@ def test_mlflow_has_one_run_per_stage_of_the_dag(tiny_run):
     client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("mlpgraph")
     runs = client.search_runs(experiment_ids=[experiment.experiment_id], max_results=1000)
-    tagged = {"@".join(filter(None, (r.data.tags["stage"], r.data.tags["experiment"]))) for r in runs}
+    tagged = {r.data.tags["dvc_stage"] for r in runs}
     assert tagged == {spec.name for spec in load_stage_table(repo)}
     assert len(runs) == len(tagged)
     for r in runs:

@@ -27,9 +27,14 @@ EXIT_USER_ERROR = 2
 
 def _cmd_fetch(args: argparse.Namespace) -> None:
     from mlpgraph.data.fetch import fetch
+    from mlpgraph.tracking import StageRun
 
     params = load_params(args.params)
-    manifest = fetch(params, Path(args.out), base_dir=Path(args.params).resolve().parent)
+    with StageRun("fetch", params={"preset": get(params, "preset", None), "data": get(params, "data")}) as run:
+        manifest = fetch(params, Path(args.out), base_dir=Path(args.params).resolve().parent)
+        run.set_tags({"data_fingerprint": manifest["fingerprint"]})
+        run.log_metrics({"files": len(manifest["files"])})
+        run.log_artifact(Path(args.out) / "manifest.json")
     log.info(
         "fetch: %d files in %s (fingerprint %s)",
         len(manifest["files"]),
@@ -39,19 +44,27 @@ def _cmd_fetch(args: argparse.Namespace) -> None:
 
 
 def _cmd_preprocess(args: argparse.Namespace) -> None:
+    import h5py
+
+    from mlpgraph.data import schema
     from mlpgraph.data.preprocess import build_hdf5
+    from mlpgraph.tracking import StageRun
 
     params = load_params(args.params)
-    build_hdf5(
-        Path(args.raw),
-        Path(args.out),
-        keypoints=args.keypoints,
-        layout=get(params, "data.layout"),
-        train_subjects=tuple(get(params, "data.train_subjects")),
-        test_subjects=tuple(get(params, "data.test_subjects")),
-        dataset=get(params, "data.name"),
-        params=get(params, "data"),
-    )
+    with StageRun("preprocess", params={"data": get(params, "data")}, item=args.keypoints) as run:
+        build_hdf5(
+            Path(args.raw),
+            Path(args.out),
+            keypoints=args.keypoints,
+            layout=get(params, "data.layout"),
+            train_subjects=tuple(get(params, "data.train_subjects")),
+            test_subjects=tuple(get(params, "data.test_subjects")),
+            dataset=get(params, "data.name"),
+            params=get(params, "data"),
+        )
+        with h5py.File(args.out, "r") as handle:
+            run.set_tags({"data_fingerprint": handle.attrs["fingerprint"]})
+            run.log_metrics({"samples": handle[schema.POSES_3D].shape[0]})
     log.info("preprocess: wrote %s", args.out)
 
 

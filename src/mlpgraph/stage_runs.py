@@ -35,7 +35,7 @@ from mlpgraph.data.formats import read_3dhp_test, read_hard_poses
 from mlpgraph.errors import UserInputError
 from mlpgraph.evaluation import derive_hard_poses, evaluate_3dhp, evaluate_h36m, evaluate_poses, inference_time, predict
 from mlpgraph.experiments import Experiment, load_experiment
-from mlpgraph.io import atomic_path
+from mlpgraph.io import atomic_path, sha256_file
 from mlpgraph.models import build_model, count_parameters
 from mlpgraph.models.refine import mean_bone_lengths
 from mlpgraph.params import get
@@ -437,8 +437,9 @@ def run_evaluate_3dhp(params: Mapping[str, Any], name: str, models_dir: Path, ra
         write_json(out_path, out)
         return out
     test = read_3dhp_test(path, layout=get(params, "data.layout"))
-    out.update(available=True, file=path.name, data=data_description(params, None))
-    with StageRun("evaluate_3dhp", name, _stage_params(params, experiment)) as run:
+    fingerprint = sha256_file(path)
+    out.update(available=True, file=path.name, data=data_description(params, fingerprint))
+    with StageRun("evaluate_3dhp", name, _stage_params(params, experiment), fingerprint) as run:
         for key, file, selection in SELECTIONS:
             model = networks_from_checkpoint(models_dir / file)["model"].to(device)
             result = evaluate_3dhp(model, test, experiment.pad, flip, int(get(params, "evaluate.batch_size")), device)
@@ -456,12 +457,14 @@ def run_hard_pose_set(params: Mapping[str, Any], raw_dir: Path, processed: Path,
     layout = get(params, "data.layout")
     if user.is_file():
         hard = read_hard_poses(user, layout=layout)
+        fingerprint = sha256_file(user)
         arrays = {"source": np.array("user"), "poses_2d": hard.poses_2d, "poses_3d": hard.poses_3d}
     else:
         train_subjects = list(get(params, "data.train_subjects"))
         test_subjects = list(get(params, "data.test_subjects"))
         train_3d = PoseArrays.from_processed(processed, subjects=train_subjects).poses_3d
         test = PoseArrays.from_processed(processed, subjects=test_subjects)
+        fingerprint = str(test.attrs.get("fingerprint"))
         device = resolve_device(str(get(params, "train.device")))
         indices, hardness = derive_hard_poses(
             train_3d,
@@ -480,6 +483,12 @@ def run_hard_pose_set(params: Mapping[str, Any], raw_dir: Path, processed: Path,
     with atomic_path(out_path) as tmp, open(tmp, "wb") as handle:
         np.savez(handle, **arrays)
     summary = {"source": str(arrays["source"]), "num_poses": len(arrays["poses_3d"])}
+    described = {
+        "evaluate": {key: get(params, f"evaluate.{key}") for key in ("hard_every", "hard_fraction")},
+        "source": summary["source"],
+    }
+    with StageRun("hard_pose_set", params=described, data_fingerprint=fingerprint) as run:
+        run.log_metrics({"num_poses": summary["num_poses"]})
     log.info("hard poses: %s", summary)
     return summary
 

@@ -2,7 +2,8 @@
 
 Runs go to experiment ``mlpgraph`` in ``sqlite:///mlflow.db`` (beside the working directory)
 unless ``MLFLOW_TRACKING_URI`` says otherwise. Each run is tagged with the stage, the pipeline
-experiment (EXP), the git commit and the data fingerprint, and logs the parameters the stage
+experiment (EXP), the DVC stage it executes (``dvc_stage``, e.g. ``preprocess@gt``), the git
+commit and the data fingerprint, and logs the parameters the stage
 read, per-epoch and final metrics, and small artifacts. Every call to the store is retried a few
 times (SQLite may be busy when several stages finish together); if it still fails, a warning is
 logged and tracking is switched off for the rest of that run, while the stage carries on.
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 MLFLOW_EXPERIMENT = "mlpgraph"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 _MAX_PARAM_LENGTH = 500
+QUIET_LOGGERS = ("mlflow", "alembic")
 T = TypeVar("T")
 
 
@@ -73,9 +75,11 @@ class StageRun:
         data_fingerprint: str | None = None,
         retries: int = 3,
         backoff_s: float = 0.5,
+        item: str | None = None,
     ) -> None:
         self.stage = stage
         self.experiment = experiment
+        self.item = experiment if item is None else item
         self.params = dict(params or {})
         self.data_fingerprint = data_fingerprint
         self.retries = retries
@@ -110,12 +114,16 @@ class StageRun:
         def start() -> str:
             import mlflow
 
+            # The store's own INFO chatter (table creation, migrations) would bury the stage's log.
+            for name in QUIET_LOGGERS:
+                logging.getLogger(name).setLevel(logging.WARNING)
             self._mlflow = mlflow
             mlflow.set_tracking_uri(tracking_uri())
             mlflow.set_experiment(MLFLOW_EXPERIMENT)
-            name = self.stage if self.experiment is None else f"{self.stage}@{self.experiment}"
+            name = self.stage if self.item is None else f"{self.stage}@{self.item}"
             tags = {
                 "stage": self.stage,
+                "dvc_stage": name,
                 "experiment": self.experiment or "",
                 "git_commit": git_commit(),
                 "data_fingerprint": self.data_fingerprint or "",
@@ -143,6 +151,7 @@ class StageRun:
             self._call("log_artifact", lambda: self._mlflow.log_artifact(str(path)))
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
+        """Tags added once the stage knows them (e.g. the fingerprint of the data it just wrote)."""
         if self.run_id is not None:
             self._call("set_tags", lambda: self._mlflow.set_tags({k: str(v) for k, v in tags.items()}))
 
