@@ -192,7 +192,7 @@ def write_metrics(
                 "flip_test": True,
                 "available": True,
                 "file": "data_test_3dhp.npz",
-                "data": {**data, "fingerprint": None},
+                "data": {**data, "fingerprint": "e" * 64},  # the 3DHP file's SHA-256
                 "last_epoch": _dhp_figures(60.0 + i + 0.234, FINAL_SELECTION),
                 "best_on_test": _dhp_figures(61.0 + i, BEST_SELECTION),
                 "mlflow_run_id": run_id,
@@ -491,3 +491,13 @@ def test_cli_user_error_is_one_line_exit_2_and_success(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "metrics" / "results.md").is_file()
     assert (tmp_path / "metrics" / "plots" / "h36m_p1_per_action.png").is_file()
+
+
+def test_preset_only_entries_are_not_experiments(tmp_path):
+    params = make_params(["semgcn_gt_f1"])
+    params["experiments"]["hgcn_gt_f1"] = {"model_args": {"hid_dim": 16}}  # a preset's override, no experiment
+    write_metrics(tmp_path / "metrics", make_params(["semgcn_gt_f1"]))
+    summary = build_report(params, tmp_path / "metrics", tmp_path / "results.md", tmp_path / "plots")
+    assert [r["experiment"] for r in summary["tables"]["main"]] == ["semgcn_gt_f1"]
+    with pytest.raises(UserInputError, match="defines no experiment"):
+        build_report({"experiments": {"x": {"model_args": {}}}}, tmp_path / "metrics", tmp_path / "r.md", tmp_path)

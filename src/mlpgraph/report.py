@@ -197,15 +197,21 @@ class ExperimentMetrics:
 
 
 def load_metrics(params: Mapping[str, Any], metrics_dir: Path) -> list[ExperimentMetrics]:
-    """The metrics of every experiment in ``params`` (in its order); a missing file is a one-line error."""
+    """The metrics of every experiment in ``params`` (in its order); a missing file is a one-line error.
+
+    An experiment is an entry of ``experiments`` with a ``model`` and ``keypoints``. A preset may
+    carry overrides (``model_args`` only) for experiments that ``params.yaml`` does not define; the
+    pipeline runs no stage for those, so they are skipped here.
+    """
     experiments = get(params, "experiments")
-    if not isinstance(experiments, Mapping) or not experiments:
-        raise UserInputError("params: 'experiments' must be a non-empty mapping")
+    if not isinstance(experiments, Mapping):
+        raise UserInputError("params: 'experiments' must be a mapping")
     refinement = get(params, "refinement", {}) or {}
     loaded = []
     for name, entry in experiments.items():
         if not isinstance(entry, Mapping) or "model" not in entry or "keypoints" not in entry:
-            raise UserInputError(f"params: experiments.{name} needs 'model' and 'keypoints'")
+            log.debug("report: experiments.%s has no model and keypoints (a preset's override only), skipped", name)
+            continue
         refined = name in refinement
         loaded.append(
             ExperimentMetrics(
@@ -222,6 +228,8 @@ def load_metrics(params: Mapping[str, Any], metrics_dir: Path) -> list[Experimen
                 train_refine=MetricsFile.read(metrics_dir / "train" / f"{name}_refine.json") if refined else None,
             )
         )
+    if not loaded:
+        raise UserInputError("params: 'experiments' defines no experiment (an entry needs 'model' and 'keypoints')")
     return loaded
 
 
@@ -765,6 +773,11 @@ def _mean_pose(runs: Sequence[ExperimentMetrics]) -> tuple[list[dict[str, Any]],
 # Plots
 
 
+def _series_label(run: ExperimentMetrics) -> str:
+    """A legend entry: the experiment with its 2D source and its actual window (a preset may shrink it)."""
+    return f"{run.name} ({run.keypoints} 2D, T={run.frames})"
+
+
 def _colours(runs: Sequence[ExperimentMetrics]) -> dict[str, Any]:
     from matplotlib import colormaps
 
@@ -786,8 +799,18 @@ def _new_figure(width: float, height: float) -> tuple[Any, Any]:
     return figure, figure.subplots()
 
 
-def _legend_right(figure: Any, ax: Any, title: str | None = None) -> None:
-    figure.legend(*ax.get_legend_handles_labels(), loc="outside right upper", title=title, fontsize="small")
+def _legend_below(figure: Any, ax: Any, title: str | None = None, columns: int = 4) -> None:
+    """The axes' legend under the plot, outside it: it can cover neither data nor titles."""
+    handles, labels = ax.get_legend_handles_labels()
+    figure.legend(
+        handles,
+        labels,
+        loc="outside lower center",
+        ncols=max(1, min(columns, len(labels))),
+        title=title,
+        fontsize="small",
+        frameon=False,
+    )
 
 
 def _grouped_bars(
@@ -810,8 +833,8 @@ def _plot_per_action(runs: Sequence[ExperimentMetrics], per_action: Mapping[str,
     table = per_action["P1"]
     groups = [*per_action["families"], "Mean"]
     colours = _colours(runs)
-    figure, ax = _new_figure(max(10.0, 0.75 * len(groups) * max(1.0, len(runs) / 6)) + 3.0, 5.0)
-    series = [(run.name, [table[g][run.name] for g in groups], colours[run.name]) for run in runs]
+    figure, ax = _new_figure(min(20.0, max(10.0, 0.1 * len(groups) * max(len(runs), 4) + 2.0)), 6.0)
+    series = [(_series_label(run), [table[g][run.name] for g in groups], colours[run.name]) for run in runs]
     _grouped_bars(ax, groups, series)
     ax.axvline(len(groups) - 1.5, color="0.4", linestyle=":", linewidth=1)
     ax.tick_params(axis="x", labelrotation=35)
@@ -821,7 +844,7 @@ def _plot_per_action(runs: Sequence[ExperimentMetrics], per_action: Mapping[str,
     ax.set_xlabel("action (Mean: the mean over actions)")
     ax.set_ylabel("P1, MPJPE (mm)")
     figure.suptitle(f"Human3.6M P1 per action, last-epoch models — {label}")
-    _legend_right(figure, ax, "experiment")
+    _legend_below(figure, ax, "experiment")
     _save(figure, path)
 
 
@@ -841,7 +864,7 @@ def _plot_curves(runs: Sequence[ExperimentMetrics], label: str, path: Path) -> N
         losses = [float(r.get("loss", math.nan)) for r in history if "epoch" in r]
         p1 = [float(r.get("P1", math.nan)) for r in history if "epoch" in r]
         positive &= all(v > 0 for v in losses if _finite(v))
-        style = {"color": colours[run.name], "marker": "o", "markersize": 4, "label": run.name}
+        style = {"color": colours[run.name], "marker": "o", "markersize": 4, "label": _series_label(run)}
         loss_ax.plot(epochs, losses, **style)
         p1_ax.plot(epochs, p1, **style)
     if positive:
@@ -858,7 +881,7 @@ def _plot_curves(runs: Sequence[ExperimentMetrics], label: str, path: Path) -> N
     p1_ax.set_ylabel("test P1, MPJPE (mm)")
     p1_ax.set_title("Test P1 after each epoch")
     figure.suptitle(f"Training curves of the lifting networks — {label}")
-    _legend_right(figure, p1_ax, "experiment")
+    _legend_below(figure, p1_ax, "experiment")
     _save(figure, path)
 
 
@@ -878,12 +901,12 @@ def _plot_frames(runs: Sequence[ExperimentMetrics], label: str, path: Path) -> b
         ys = [r.h36m.number(f"{LAST}.P1") for r in group]
         name = f"{keypoints} 2D" + (f", {aggregation} aggregation" if aggregation not in (None, "diagonal") else "")
         ax.plot(xs, ys, marker=markers[i % len(markers)], markersize=7, label=name)
-        for k, (x, y) in enumerate(zip(xs, ys, strict=True)):
+        for k, (x, y, run) in enumerate(zip(xs, ys, group, strict=True)):
             if _finite(y):
                 # Left of a line's first point, right of the others: never on the line itself.
                 left = k == 0 and len(xs) > 1
                 ax.annotate(
-                    f"{y:.1f} mm",
+                    f"{y:.1f} mm\n{run.name}",
                     (x, y),
                     textcoords="offset points",
                     xytext=(-9 if left else 9, 0),
@@ -904,7 +927,7 @@ def _plot_frames(runs: Sequence[ExperimentMetrics], label: str, path: Path) -> b
     ax.set_ylabel("P1, MPJPE (mm), last epoch")
     figure.suptitle(f"MLP-Graph: Human3.6M P1 against window length — {label}")
     ax.grid(alpha=0.3)
-    _legend_right(figure, ax, "2D source of the MLP-Graph runs")
+    _legend_below(figure, ax, "2D source of the MLP-Graph runs")
     _save(figure, path)
     return True
 
@@ -916,12 +939,13 @@ def _plot_3dhp(
     if not available:
         return False
     colours = _colours(runs)
+    by_name = {run.name: run for run in runs}
     groups = ["all", *scenes]
     labels = ["all scenes", *(SCENE_NAMES.get(s, s) for s in scenes)]
     figure, ax = _new_figure(max(7.0, 1.1 * len(groups) * max(1.0, len(available) / 4)) + 3.0, 4.8)
     series = [
         (
-            r["experiment"],
+            _series_label(by_name[r["experiment"]]),
             [r["pck"], *(r["per_scene"].get(s, {}).get("pck", math.nan) for s in scenes)],
             colours[r["experiment"]],
         )
@@ -932,7 +956,7 @@ def _plot_3dhp(
     ax.set_xlabel("MPI-INF-3DHP scene")
     ax.set_ylabel("PCK@150 mm (%)")
     figure.suptitle("MPI-INF-3DHP PCK per scene, last-epoch models (trained on Human3.6M only)")
-    _legend_right(figure, ax, "experiment")
+    _legend_below(figure, ax, "experiment")
     _save(figure, path)
     return True
 
@@ -942,12 +966,17 @@ def _plot_3dhp(
 
 
 def _data_lines(runs: Sequence[ExperimentMetrics]) -> tuple[list[str], str]:
+    """The header's data sentence (label, source, layout, preset, fingerprints) and the data label.
+
+    Each 2D source has its own processed file and so its own fingerprint; a warning is added only
+    when experiments disagree on the data set itself or when one 2D source has two fingerprints.
+    """
     labels: dict[str, None] = {}
     described: dict[str, None] = {}
+    fingerprints: dict[str, dict[str, None]] = {}
     for run in runs:
         data = run.h36m.get("data", {}) or {}
         labels[str(data.get("label", "unknown data"))] = None
-        fingerprint = data.get("fingerprint")
         parts = [
             f"source `{data.get('source', DASH)}`",
             f"name `{data.get('name', DASH)}`",
@@ -956,12 +985,15 @@ def _data_lines(runs: Sequence[ExperimentMetrics]) -> tuple[list[str], str]:
         ]
         if data.get("dir"):
             parts.append(f"folder `{data['dir']}`")
-        if fingerprint:
-            parts.append(f"data fingerprint `{str(fingerprint)[:12]}`")
         described[", ".join(parts)] = None
+        if data.get("fingerprint"):
+            fingerprints.setdefault(run.keypoints, {})[str(data["fingerprint"])[:12]] = None
     label = " + ".join(labels)
-    lines = [f"Figures measured on **{label}** ({'; '.join(described)})."]
-    if len(labels) > 1 or len(described) > 1:
+    prints = "; ".join(f"{kp} `{'`, `'.join(values)}`" for kp, values in fingerprints.items())
+    sentence = f"Figures measured on **{label}** ({'; '.join(described)}"
+    sentence += f"; data fingerprint per 2D source: {prints})." if prints else ")."
+    lines = [sentence]
+    if len(labels) > 1 or len(described) > 1 or any(len(v) > 1 for v in fingerprints.values()):
         lines.append("**Warning:** the metrics files were measured on different data; see the list above.")
     return lines, label
 
