@@ -87,9 +87,14 @@ def _cmd_import_release(args: argparse.Namespace) -> None:
 
 def _cmd_report(args: argparse.Namespace) -> None:
     from mlpgraph.report import build_report
+    from mlpgraph.tracking import StageRun
 
     params = load_params(args.params)
-    summary = build_report(params, Path(args.metrics), Path(args.out), Path(args.plots))
+    described = {"experiments": sorted(get(params, "experiments")), "refinement": sorted(get(params, "refinement", {}))}
+    with StageRun("report", params=described) as run:
+        summary = build_report(params, Path(args.metrics), Path(args.out), Path(args.plots))
+        run.set_tags({"data_fingerprint": "+".join(summary["fingerprints"])})
+        run.log_artifact(args.out)
     log.info("report: wrote %s and %d plots", summary["markdown"], len(summary["plots"]))
 
 
