@@ -1166,7 +1166,5 @@ def build_report(params: Mapping[str, Any], metrics_dir: Path, out_md: Path, plo
         },
         "plots": [str(p) for p in plots],
         "missing_plots": missing,
-        "fingerprints": sorted(
-            {str(r.h36m["data"]["fingerprint"]) for r in runs if (r.h36m.get("data") or {}).get("fingerprint")}
-        ),
+        "fingerprints": sorted({str(fp) for r in runs if (fp := r.h36m.get("data.fingerprint", None))}),
     }
