@@ -42,7 +42,7 @@ def test_recipes_follow_the_keypoint_kind(params):
     assert gt.batch_size == 256 and gt.seed == 1 and gt.l1_weight == 0.01
 
 
-@pytest.mark.parametrize(("preset", "frames", "epochs"), [("full", 243, 50), ("small", 27, 3), ("tiny", 9, 2)])
+@pytest.mark.parametrize(("preset", "frames", "epochs"), [("full", 243, 50), ("small", 27, 2), ("tiny", 9, 2)])
 def test_presets_scale_the_temporal_experiment(tmp_path, preset, frames, epochs):
     import shutil
 
