@@ -175,6 +175,14 @@ def test_evaluate_h36m_per_family():
     assert result["p1_sample_mean"] == pytest.approx((8 * 5.0 + 8 * 12.0 + 7 * scaled_p1) / 23, rel=1e-4)
     assert result["p2"] == pytest.approx(0.0, abs=1e-3)
     assert result["num_samples"] == 23 and result["num_families"] == 3
+    # per joint, over all samples: the translations give 5 / 12 mm at every joint, the scaling
+    # 0.1 x each joint's distance from the root (0 at the root itself)
+    names = get_layout(data.layout).joint_names
+    joints = result["per_joint"]
+    assert list(joints) == list(names)
+    assert joints[names[0]] == pytest.approx((8 * 5.0 + 8 * 12.0) / 23, rel=1e-4)
+    scaled_joint5 = float((target[family == 2][:, 5].double().norm(dim=-1) * 100.0).sum())
+    assert joints[names[5]] == pytest.approx((8 * 5.0 + 8 * 12.0 + scaled_joint5) / 23, rel=1e-4)
     # on a subset of indices
     sub = evaluation.evaluate_h36m(pred[family == 1], data, indices=torch.nonzero(family == 1)[:, 0])
     assert list(sub["per_family"]) == ["Eating"] and sub["p1"] == pytest.approx(12.0, abs=1e-3)

@@ -115,10 +115,10 @@ def predict(
 
 
 def _errors_mm(pred: torch.Tensor, target: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """Per-sample MPJPE and PA-MPJPE (mm) of metre poses."""
+    """Per-joint errors (N, J) and per-sample PA-MPJPE (N,), in mm, of metre poses."""
     pred_mm = pred.detach().to("cpu", torch.float64) * 1000.0
     target_mm = target.detach().to("cpu", torch.float64) * 1000.0
-    return metrics.mpjpe_per_sample(pred_mm, target_mm), metrics.pa_mpjpe_per_sample(pred_mm, target_mm)
+    return metrics.joint_errors(pred_mm, target_mm), metrics.pa_mpjpe_per_sample(pred_mm, target_mm)
 
 
 def evaluate_h36m(pred: torch.Tensor, data: PoseArrays, indices: torch.Tensor | np.ndarray | None = None) -> dict:
@@ -129,15 +129,18 @@ def evaluate_h36m(pred: torch.Tensor, data: PoseArrays, indices: torch.Tensor | 
     figure is the mean over families of each family's mean (``p1``, ``p2``); the sample-weighted
     mean is given beside it. Families without samples are left out of ``per_family`` and the mean.
 
+    ``per_joint`` is each joint's error (P1's per-joint term) over all samples, by joint name.
+
     Returns ``{"p1", "p2", "p1_sample_mean", "p2_sample_mean", "num_samples", "num_families",
-    "per_family": {family name: {"p1", "p2", "num_samples"}}}``.
+    "per_family": {family name: {"p1", "p2", "num_samples"}}, "per_joint": {joint name: mm}}``.
     """
     order = torch.arange(data.num_samples) if indices is None else torch.as_tensor(indices, dtype=torch.long)
     if pred.shape[0] != len(order):
         raise ValueError(f"evaluate_h36m: {pred.shape[0]} predictions for {len(order)} samples")
     order_dev = order.to(data.device)
-    root = get_layout(data.layout).root
-    p1, p2 = _errors_mm(pred, _root_relative(data.poses_3d[order_dev], root))
+    layout = get_layout(data.layout)
+    joint_mm, p2 = _errors_mm(pred, _root_relative(data.poses_3d[order_dev], layout.root))
+    p1 = joint_mm.mean(axis=1)
     family = data.meta[schema.FAMILY][order_dev].cpu().numpy()
     names = list(data.attrs.get("families", []))
     per_family: dict[str, dict[str, Any]] = {}
@@ -159,6 +162,7 @@ def evaluate_h36m(pred: torch.Tensor, data: PoseArrays, indices: torch.Tensor | 
         "num_samples": len(p1),
         "num_families": len(per_family),
         "per_family": per_family,
+        "per_joint": dict(zip(layout.joint_names, map(float, joint_mm.mean(axis=0)), strict=True)) if len(p1) else {},
     }
 
 
@@ -328,7 +332,8 @@ def evaluate_poses(
     sequences = np.stack([np.arange(n), np.ones(n, dtype=np.int64)], axis=1)
     data = PoseArrays.from_numpy(np.asarray(poses_2d), np.asarray(poses_3d), sequences, layout=lay.name, device=device)
     pred = predict(model, data, pad, flip_test=flip_test, batch_size=batch_size)
-    p1, p2 = _errors_mm(pred, _root_relative(data.poses_3d, lay.root))
+    joint_mm, p2 = _errors_mm(pred, _root_relative(data.poses_3d, lay.root))
+    p1 = joint_mm.mean(axis=1)
     return {"p1": float(p1.mean()), "p2": float(p2.mean()), "num_samples": n, "flip_test": bool(flip_test)}
 
 

@@ -302,6 +302,7 @@ def _h36m_figures(result: Mapping[str, Any], selection: str) -> dict[str, Any]:
         "P1_sample_mean": result["p1_sample_mean"],
         "P2_sample_mean": result["p2_sample_mean"],
         "num_samples": result["num_samples"],
+        "per_joint": result["per_joint"],
         "per_action": {
             family: {"P1": r["p1"], "P2": r["p2"], "num_samples": r["num_samples"]}
             for family, r in result["per_family"].items()
