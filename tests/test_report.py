@@ -16,6 +16,7 @@ from PIL import Image
 
 from mlpgraph.data.actions import ACTION_FAMILIES
 from mlpgraph.errors import UserInputError
+from mlpgraph.layouts import get_layout
 from mlpgraph.report import PAPER_FIGURES, build_report
 from tests.conftest import ROOT, tool_env
 
@@ -71,6 +72,7 @@ def _h36m_figures(base: float, selection: str) -> dict[str, Any]:
         "P1_sample_mean": p1 + 0.5,
         "P2_sample_mean": p2 + 0.5,
         "num_samples": sum(v["num_samples"] for v in per_action.values()),
+        "per_joint": {name: base * (0.5 + 0.1 * j) for j, name in enumerate(get_layout("h36m16").joint_names)},
         "per_action": per_action,
     }
 
@@ -454,8 +456,9 @@ def test_plots_are_valid_pngs(full_report):
         "training_curves.png",
         "mlpgraph_p1_vs_frames.png",
         "3dhp_pck_per_scene.png",
+        "h36m_p1_per_joint.png",
     }
-    assert "p1_per_joint.png" in summary["missing_plots"]
+    assert not summary["missing_plots"]
     for path in map(Path, summary["plots"]):
         assert path.parent == root / "metrics" / "plots"
         assert path.stat().st_size > 20_000
@@ -501,3 +504,26 @@ def test_preset_only_entries_are_not_experiments(tmp_path):
     assert [r["experiment"] for r in summary["tables"]["main"]] == ["semgcn_gt_f1"]
     with pytest.raises(UserInputError, match="defines no experiment"):
         build_report({"experiments": {"x": {"model_args": {}}}}, tmp_path / "metrics", tmp_path / "r.md", tmp_path)
+
+
+def test_skipped_pretrained_experiment_is_listed_not_tabled(tmp_path):
+    """A pretrained experiment without its release folder: ``available: false`` files, a "Not evaluated" line."""
+    params = make_params(["mlpgraph_gt_f1"])
+    write_metrics(tmp_path / "metrics", params)
+    reason = "experiments.pretrained_gt_f1.pretrained.dir is not set"
+    params["experiments"]["pretrained_gt_f1"] = {
+        "model": "mlpgraph",
+        "keypoints": "gt",
+        "pretrained": {"dir": None, "weights": "gt_f1.pth"},
+    }
+    for kind in ("h36m", "3dhp", "hard"):
+        skipped = {"experiment": "pretrained_gt_f1", "model": "mlpgraph", "available": False, "reason": reason}
+        (tmp_path / "metrics" / kind / "pretrained_gt_f1.json").write_text(json.dumps(skipped))
+    summary = build_report(params, tmp_path / "metrics", tmp_path / "results.md", tmp_path / "plots")
+    markdown = (tmp_path / "results.md").read_text()
+    assert summary["skipped"] == {"pretrained_gt_f1": reason}
+    assert f"- `pretrained_gt_f1`: {reason}." in section(markdown, "Not evaluated")
+    assert "pretrained_gt_f1" not in section(markdown, "Human3.6M: the paper's comparison")
+    params["experiments"] = {"pretrained_gt_f1": params["experiments"]["pretrained_gt_f1"]}
+    with pytest.raises(UserInputError, match="no experiment has figures"):
+        build_report(params, tmp_path / "metrics", tmp_path / "results.md", tmp_path / "plots")

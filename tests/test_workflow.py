@@ -13,6 +13,7 @@ from pathlib import Path
 
 import h5py
 import pytest
+import torch
 import yaml
 
 from mlpgraph.workflow import load_stage_table, rule_name
@@ -122,10 +123,24 @@ def test_snakemake_lint_is_clean():
 
 
 # ------------------------------------------------------------------- one tiny run, many checks
+PRETRAINED = ("pretrained_gt_f1", "pretrained_hr_f243_refine")
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A pipeline repository at preset tiny after one ``snakemake all``."""
-    repo = make_pipeline_repo(tmp_path_factory.mktemp("tiny"))
+    """A pipeline repository at preset tiny after one ``snakemake all``.
+
+    Besides ``E2E_EXPERIMENTS``: ``pretrained_gt_f1`` imports release-format weights (the reference
+    vectors' state dict, saved as the release saves it) and ``pretrained_hr_f243_refine`` has no
+    release folder, so its stages skip.
+    """
+    repo = make_pipeline_repo(tmp_path_factory.mktemp("tiny"), experiments=(*E2E_EXPERIMENTS, *PRETRAINED))
+    release = repo / "release"
+    release.mkdir()
+    reference = torch.load(ROOT / "tests" / "data" / "reference" / "stmlpgraph_f1_z128_l3.pt", weights_only=True)
+    torch.save(reference["state_dict"], release / "gt_f1.pth")
+    set_params(repo, **{"experiments.pretrained_gt_f1.pretrained.dir": str(release)})
+    run(["git", "commit", "-qam", "release folder"], repo)
     run(["snakemake", "all", "--cores", "2"], repo)
     return repo
 
@@ -148,6 +163,29 @@ def test_snakemake_all_writes_every_output(tiny_run):
     assert {"without_refinement", "refined_gt_root", "refined_estimated_root"} <= set(refined["last_epoch"])
     manifest = json.loads((repo / "data" / "raw" / "manifest.json").read_text())
     assert set(manifest["files"]) >= {"data_3d_h36m.npz", "data_2d_h36m_gt.npz", "data_2d_h36m_hr.npz", "cameras.json"}
+    report = (repo / "metrics" / "results.md").read_text()
+    for experiment in E2E_EXPERIMENTS:
+        p1 = json.loads((repo / "metrics" / "h36m" / f"{experiment}.json").read_text())["last_epoch"]["P1"]
+        assert f"`{experiment}`" in report and f"{p1:.1f}" in report
+    assert {p.name for p in (repo / "metrics" / "plots").glob("*.png")} >= {"h36m_p1_per_action.png"}
+
+
+def test_pretrained_experiments_import_or_skip(tiny_run):
+    """Release weights go through the same evaluation stages; without a release folder the stages skip."""
+    repo = tiny_run
+    train = json.loads((repo / "metrics" / "train" / "pretrained_gt_f1.json").read_text())
+    assert train["available"] and train["source"] == "MLP-Graph release" and train["parameters"] == 627_763
+    h36m = json.loads((repo / "metrics" / "h36m" / "pretrained_gt_f1.json").read_text())
+    assert h36m["parameters"] == 627_763 and h36m["last_epoch"]["P1"] > 0
+    assert h36m["last_epoch"]["P1"] == h36m["best_on_test"]["P1"]
+    for kind in ("h36m", "3dhp", "hard", "train"):
+        skipped = json.loads((repo / "metrics" / kind / "pretrained_hr_f243_refine.json").read_text())
+        assert skipped["available"] is False and "pretrained.dir is not set" in skipped["reason"]
+    refine = json.loads((repo / "metrics" / "h36m" / "pretrained_hr_f243_refine_refine.json").read_text())
+    assert refine["available"] is False
+    report = (repo / "metrics" / "results.md").read_text()
+    assert "MLP-Graph (released weights)" in report
+    assert "- `pretrained_hr_f243_refine`: experiments.pretrained_hr_f243_refine.pretrained.dir is not set" in report
 
 
 def test_mlflow_has_one_run_per_stage_of_the_dag(tiny_run):
@@ -163,7 +201,7 @@ def test_mlflow_has_one_run_per_stage_of_the_dag(tiny_run):
     assert len(runs) == len(tagged)
     for r in runs:
         assert r.info.status == "FINISHED" and r.data.tags["git_commit"] != "unknown"
-        assert r.data.tags["data_fingerprint"], r.info.run_name
+        assert r.data.tags["data_fingerprint"] or r.data.tags.get("available") == "False", r.info.run_name
     train = next(r for r in runs if r.info.run_name == "train_spatial@mlpgraph_gt_f1")
     assert "recipe.lr" in train.data.params and len(client.get_metric_history(train.info.run_id, "P1")) == 2
 
@@ -185,17 +223,18 @@ def test_engines_agree_after_snakemake(tiny_run):
 
 
 def test_evaluation_param_through_dvc_exp_run(tiny_run):
-    """``dvc exp run -S`` on an evaluation-only key reruns exactly the stages that read it; Snakemake agrees."""
+    """``dvc exp run -S`` on an evaluation-only key reruns exactly the stages downstream of it; Snakemake agrees."""
     repo = tiny_run
-    hard_stages = {"hard_pose_set"} | {f"hard_poses@{e}" for e in E2E_EXPERIMENTS}
+    experiments = (*E2E_EXPERIMENTS, *PRETRAINED)
+    downstream = {"hard_pose_set", "report"} | {f"hard_poses@{e}" for e in experiments}
     set_params(repo, **{"evaluate.hard_fraction": 0.1})
-    assert dvc_stale_stages(repo) == hard_stages
-    assert snakemake_pending(repo) == {rule_name(s) for s in hard_stages}
+    assert dvc_stale_stages(repo) == {"hard_pose_set"}
+    assert snakemake_pending(repo) == {rule_name(s) for s in downstream}
     set_params(repo, **{"evaluate.hard_fraction": 0.05})
     assert_clean(repo)
     out = run(["dvc", "exp", "run", "-S", "evaluate.hard_fraction=0.1"], repo).stdout
     ran = set(re.findall(r"Running stage '([^']+)'", out))
-    assert ran == hard_stages, out
+    assert ran == downstream, out
     assert yaml.safe_load((repo / "params.yaml").read_text())["evaluate"]["hard_fraction"] == 0.1
     assert_clean(repo)
 
@@ -205,8 +244,9 @@ def test_training_param_of_one_experiment_through_snakemake(tiny_run):
     repo = tiny_run
     before = json.loads((repo / "metrics" / "h36m" / "mlpgraph_gt_f1.json").read_text())
     set_params(repo, **{"experiments.semgcn_gt_f1.model_args.dropout": 0.1})
-    chain = {f"{family}@semgcn_gt_f1" for family in ("train_spatial", "evaluate_h36m", "evaluate_3dhp", "hard_poses")}
-    assert dvc_stale_stages(repo) == chain
+    families = ("train_spatial", "evaluate_h36m", "evaluate_3dhp", "hard_poses")
+    chain = {f"{family}@semgcn_gt_f1" for family in families} | {"report"}
+    assert dvc_stale_stages(repo) == {"train_spatial@semgcn_gt_f1"}
     assert snakemake_pending(repo) == {rule_name(s) for s in chain}
     log = run(["snakemake", "all", "--cores", "2"], repo)
     ran = set(re.findall(r"^(?:local)?rule (\S+):$", log.stdout + log.stderr, flags=re.MULTILINE)) - {"all"}

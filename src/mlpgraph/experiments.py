@@ -3,6 +3,11 @@
 An experiment names a registry model, its 2D keypoint source and its overrides; the training
 recipe comes from the shared ``train`` section and the ``recipes`` entry of its keypoint kind
 (``gt`` or ``detected``). Stages get everything from here, so no stage has hidden defaults.
+
+An experiment with a ``pretrained`` entry (``{dir, weights, refine}``) is not trained: its
+training stages import the MLP-Graph release's ``.pth`` files from ``dir`` instead, and every
+later stage evaluates them like any other experiment. With ``dir: null`` the experiment is
+*skipped*: its stages write ``available: false`` and the reason instead of figures.
 """
 
 from __future__ import annotations
@@ -29,6 +34,23 @@ class Experiment:
     keypoints: str
     model_args: dict[str, Any] = field(default_factory=dict)
     refinement: dict[str, Any] | None = None
+    pretrained: dict[str, Any] | None = None
+
+    @property
+    def skipped_reason(self) -> str | None:
+        """Why a pretrained experiment has nothing to evaluate (its folder is not set), else None."""
+        if self.pretrained is None or self.pretrained.get("dir"):
+            return None
+        return (
+            f"experiments.{self.name}.pretrained.dir is not set: point it at the folder holding the "
+            f"MLP-Graph release's {self.pretrained.get('weights')} to import and evaluate it"
+        )
+
+    def release_file(self, role: str = "weights") -> Path | None:
+        """The release file for ``role`` (``weights`` or ``refine``) of a pretrained experiment, if named."""
+        if self.pretrained is None or not self.pretrained.get(role) or not self.pretrained.get("dir"):
+            return None
+        return Path(self.pretrained["dir"]).expanduser() / str(self.pretrained[role])
 
     @property
     def frames(self) -> int:
@@ -70,10 +92,19 @@ def load_experiment(params: Mapping[str, Any], name: str) -> Experiment:
     if frames < 1 or frames % 2 == 0:
         raise UserInputError(f"params: experiments.{name}.model_args.frames must be odd and positive, got {frames}")
     refinement = (get(params, "refinement", {}) or {}).get(name)
+    pretrained = entry.get("pretrained")
+    if pretrained is not None:
+        if not isinstance(pretrained, dict) or "weights" not in pretrained:
+            raise UserInputError(f"params: experiments.{name}.pretrained needs 'dir' and 'weights' (a file name)")
+        if model != "mlpgraph":
+            raise UserInputError(f"params: experiments.{name}.pretrained: only MLP-Graph releases exist, not {model!r}")
+        if refinement is not None and not pretrained.get("refine"):
+            raise UserInputError(f"params: experiments.{name} is in 'refinement' but has no pretrained.refine file")
     return Experiment(
         name=name,
         model=model,
         keypoints=keypoints,
         model_args=dict(entry.get("model_args") or {}),
         refinement=dict(refinement) if refinement is not None else None,
+        pretrained=dict(pretrained) if pretrained is not None else None,
     )

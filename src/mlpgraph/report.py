@@ -89,9 +89,9 @@ PAPER_KEYPOINTS = "gt"
 PAPER_FRAMES = 1
 PAPER_LAYOUT = "h36m16"
 
-MISSING_PLOTS = {
-    "p1_per_joint.png": "not plotted: the metrics files carry no per-joint errors",
-}
+MISSING_PLOTS: dict[str, str] = {}
+# ``source`` of a pretrained experiment's training summary (mlpgraph.stage_runs._import_pretrained).
+RELEASE_SOURCE = "MLP-Graph release"
 
 
 # --------------------------------------------------------------------------------------------
@@ -181,6 +181,8 @@ class ExperimentMetrics:
         name = METHOD_NAMES.get(self.model, self.model)
         if self.model == "mlpgraph" and self.aggregation not in (None, "diagonal"):
             name += f" ({self.aggregation} aggregation)"
+        if self.train.get("source", None) == RELEASE_SOURCE:
+            name += " (released weights)"
         return name
 
     def paper(self) -> PaperFigures | None:
@@ -196,13 +198,18 @@ class ExperimentMetrics:
         return figures
 
 
-def load_metrics(params: Mapping[str, Any], metrics_dir: Path) -> list[ExperimentMetrics]:
+def load_metrics(
+    params: Mapping[str, Any], metrics_dir: Path, skipped: dict[str, str] | None = None
+) -> list[ExperimentMetrics]:
     """The metrics of every experiment in ``params`` (in its order); a missing file is a one-line error.
 
     An experiment is an entry of ``experiments`` with a ``model`` and ``keypoints``. A preset may
     carry overrides (``model_args`` only) for experiments that ``params.yaml`` does not define; the
-    pipeline runs no stage for those, so they are skipped here.
+    pipeline runs no stage for those, so they are skipped here. An experiment whose evaluation
+    says ``available: false`` (a pretrained experiment without its release folder) is left out
+    and its reason recorded in ``skipped``.
     """
+    skipped = {} if skipped is None else skipped
     experiments = get(params, "experiments")
     if not isinstance(experiments, Mapping):
         raise UserInputError("params: 'experiments' must be a mapping")
@@ -212,6 +219,10 @@ def load_metrics(params: Mapping[str, Any], metrics_dir: Path) -> list[Experimen
         if not isinstance(entry, Mapping) or "model" not in entry or "keypoints" not in entry:
             log.debug("report: experiments.%s has no model and keypoints (a preset's override only), skipped", name)
             continue
+        h36m = MetricsFile.read(metrics_dir / "h36m" / f"{name}.json")
+        if h36m.get("available", True) is False:
+            skipped[str(name)] = str(h36m.get("reason", "not available"))
+            continue
         refined = name in refinement
         loaded.append(
             ExperimentMetrics(
@@ -219,7 +230,7 @@ def load_metrics(params: Mapping[str, Any], metrics_dir: Path) -> list[Experimen
                 model=str(entry["model"]),
                 keypoints=str(entry["keypoints"]),
                 model_args=dict(entry.get("model_args") or {}),
-                h36m=MetricsFile.read(metrics_dir / "h36m" / f"{name}.json"),
+                h36m=h36m,
                 dhp=MetricsFile.read(metrics_dir / "3dhp" / f"{name}.json"),
                 hard=MetricsFile.read(metrics_dir / "hard" / f"{name}.json"),
                 train=MetricsFile.read(metrics_dir / "train" / f"{name}.json"),
@@ -228,7 +239,7 @@ def load_metrics(params: Mapping[str, Any], metrics_dir: Path) -> list[Experimen
                 train_refine=MetricsFile.read(metrics_dir / "train" / f"{name}_refine.json") if refined else None,
             )
         )
-    if not loaded:
+    if not loaded and not skipped:
         raise UserInputError("params: 'experiments' defines no experiment (an entry needs 'model' and 'keypoints')")
     return loaded
 
@@ -932,6 +943,32 @@ def _plot_frames(runs: Sequence[ExperimentMetrics], label: str, path: Path) -> b
     return True
 
 
+def _plot_per_joint(runs: Sequence[ExperimentMetrics], label: str, path: Path) -> bool:
+    """P1's per-joint term (mm) of every experiment, joints in the layout's order."""
+    with_joints = [(run, run.h36m.get(f"{LAST}.per_joint", None)) for run in runs]
+    with_joints = [(run, joints) for run, joints in with_joints if isinstance(joints, Mapping) and joints]
+    if not with_joints:
+        return False
+    names = list(with_joints[0][1])
+    colours = _colours(runs)
+    figure, ax = _new_figure(min(18.0, max(10.0, 0.09 * len(names) * max(len(with_joints), 4) + 2.0)), 5.4)
+    series = [
+        (_series_label(run), [float(joints.get(n, math.nan)) for n in names], colours[run.name])
+        for run, joints in with_joints
+    ]
+    _grouped_bars(ax, [n.replace("_", " ") for n in names], series)
+    ax.tick_params(axis="x", labelrotation=35)
+    for tick in ax.get_xticklabels():
+        tick.set_horizontalalignment("right")
+        tick.set_rotation_mode("anchor")
+    ax.set_xlabel("joint (the root is predicted at the origin: its error is the root's offset)")
+    ax.set_ylabel("mean joint error (mm), last epoch")
+    figure.suptitle(f"Human3.6M error per joint — {label}")
+    _legend_below(figure, ax, "experiment")
+    _save(figure, path)
+    return True
+
+
 def _plot_3dhp(
     runs: Sequence[ExperimentMetrics], dhp_rows: Sequence[dict[str, Any]], scenes: Sequence[str], path: Path
 ) -> bool:
@@ -1059,7 +1096,10 @@ def build_report(params: Mapping[str, Any], metrics_dir: Path, out_md: Path, plo
     "missing_plots"}``.
     """
     metrics_dir, out_md, plots_dir = Path(metrics_dir), Path(out_md), Path(plots_dir)
-    runs = load_metrics(params, metrics_dir)
+    skipped: dict[str, str] = {}
+    runs = load_metrics(params, metrics_dir, skipped)
+    if not runs:
+        raise UserInputError(f"{metrics_dir}: no experiment has figures ({'; '.join(skipped.values())})")
     data_lines, label = _data_lines(runs)
 
     main_rows = _main_rows(runs)
@@ -1076,10 +1116,12 @@ def build_report(params: Mapping[str, Any], metrics_dir: Path, out_md: Path, plo
         ("training_curves.png", lambda p: _plot_curves(runs, label, p)),
         ("mlpgraph_p1_vs_frames.png", lambda p: _plot_frames(runs, label, p)),
         ("3dhp_pck_per_scene.png", lambda p: _plot_3dhp(runs, dhp_rows, scenes, p)),
+        ("h36m_p1_per_joint.png", lambda p: _plot_per_joint(runs, label, p)),
     ]
     reasons = {
         "mlpgraph_p1_vs_frames.png": "not plotted: no MLP-Graph experiment",
         "3dhp_pck_per_scene.png": "not plotted: no experiment has MPI-INF-3DHP figures",
+        "h36m_p1_per_joint.png": "not plotted: the metrics files carry no per-joint errors",
     }
     for name, job in plot_jobs:
         path = plots_dir / name
@@ -1137,6 +1179,11 @@ def build_report(params: Mapping[str, Any], metrics_dir: Path, out_md: Path, plo
         "## Ablations",
         "",
         *ablation_lines,
+        *(
+            ["## Not evaluated", "", *(f"- `{name}`: {reason}." for name, reason in skipped.items()), ""]
+            if skipped
+            else []
+        ),
         "## Mean-pose baseline",
         "",
         *mean_lines,
@@ -1166,5 +1213,6 @@ def build_report(params: Mapping[str, Any], metrics_dir: Path, out_md: Path, plo
         },
         "plots": [str(p) for p in plots],
         "missing_plots": missing,
+        "skipped": skipped,
         "fingerprints": sorted({str(fp) for r in runs if (fp := r.h36m.get("data.fingerprint", None))}),
     }

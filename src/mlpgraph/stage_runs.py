@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import shutil
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from mlpgraph.io import atomic_path, sha256_file
 from mlpgraph.models import build_model, count_parameters
 from mlpgraph.models.refine import mean_bone_lengths
 from mlpgraph.params import get
+from mlpgraph.pretrained import import_release
 from mlpgraph.tracking import StageRun
 from mlpgraph.training import (
     BEST,
@@ -209,6 +211,8 @@ def _run_training(
     refining = spatial_dir is not None
     if refining and experiment.refinement is None:
         raise UserInputError(f"params: experiment {name!r} has no entry in 'refinement'")
+    if experiment.pretrained is not None:
+        return _import_pretrained(params, experiment, stage, out_dir, metrics_path, curve_path, refining)
     recipe = recipe_for(params, experiment, refine=refining)
     with distributed.distributed_context(recipe.device) as context:
         return _train_experiment(
@@ -270,6 +274,82 @@ def _train_experiment(
             write_json(curve_path, {"history": result.history})
             run.log_artifact(metrics_path)
     return summary
+
+
+RELEASE_SELECTION = "released checkpoint (trained by the MLP-Graph authors)"
+SKIPPED_MARKER = "SKIPPED.json"
+
+
+def _import_pretrained(
+    params: Mapping[str, Any],
+    experiment: Experiment,
+    stage: str,
+    out_dir: Path,
+    metrics_path: Path,
+    curve_path: Path,
+    refining: bool,
+) -> dict:
+    """The training stages of a pretrained experiment: import the release's files instead of training.
+
+    ``final.pt`` and ``best.pt`` are the same released network (nothing here selects on any split).
+    Without ``pretrained.dir`` the folder holds only ``SKIPPED.json`` and the summary says why.
+    """
+    name = experiment.name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in (FINAL, BEST, SKIPPED_MARKER):
+        (out_dir / stale).unlink(missing_ok=True)
+    summary: dict[str, Any] = {
+        "experiment": name,
+        "model": experiment.model,
+        "source": "MLP-Graph release",
+        "data": data_description(params, None),
+    }
+    with StageRun(stage, name, _stage_params(params, experiment)) as run:
+        reason = experiment.skipped_reason
+        if reason is not None:
+            summary.update(available=False, reason=reason)
+            run.set_tags({"available": False})
+            write_json(out_dir / SKIPPED_MARKER, {"experiment": name, "reason": reason})
+            log.info("%s@%s: skipped (%s)", stage, name, reason)
+        else:
+            weights = experiment.release_file("weights")
+            refine = experiment.release_file("refine") if refining else None
+            for path in (weights, refine):
+                if path is not None and not path.is_file():
+                    raise UserInputError(f"{path}: release file not found (experiments.{name}.pretrained)")
+            expected = {"frames": experiment.frames, "layout": get(params, "data.layout")}
+            config = import_release(weights, out_dir / FINAL, refine_weights=refine, expected=expected)
+            sources = {p.name: sha256_file(p) for p in (weights, refine) if p is not None}
+            run.set_tags({"data_fingerprint": "+".join(sources.values())})
+            shutil.copyfile(out_dir / FINAL, out_dir / BEST)
+            model = networks_from_checkpoint(out_dir / FINAL)["model"]
+            summary.update(
+                available=True,
+                model_config=config,
+                parameters=count_parameters(model),
+                source_files=sources,
+                epochs=0,
+                last_epoch={"selection": RELEASE_SELECTION},
+                best_on_test={"selection": RELEASE_SELECTION},
+            )
+        summary["mlflow_run_id"] = run.run_id
+        write_json(metrics_path, summary)
+        write_json(curve_path, {"history": []})
+        run.log_artifact(metrics_path)
+    return summary
+
+
+def _skipped(params: Mapping[str, Any], stage: str, name: str, out_path: Path) -> dict | None:
+    """For a skipped pretrained experiment: write its ``available: false`` metrics file and return it."""
+    experiment = load_experiment(params, name)
+    if experiment.skipped_reason is None:
+        return None
+    out = {"experiment": name, "model": experiment.model, "available": False, "reason": experiment.skipped_reason}
+    with StageRun(stage, name, _stage_params(params, experiment)) as run:
+        run.set_tags({"available": False})
+        out["mlflow_run_id"] = run.run_id
+        write_json(out_path, out)
+    return out
 
 
 def run_train_spatial(
@@ -366,6 +446,8 @@ SELECTIONS = (("last_epoch", FINAL, FINAL_SELECTION), ("best_on_test", BEST, BES
 
 def run_evaluate_h36m(params: Mapping[str, Any], name: str, models_dir: Path, out_path: Path) -> dict:
     """Stage evaluate_h36m@EXP: P1/P2 per action on the test subjects, every frame, flip averaging."""
+    if (skipped := _skipped(params, "evaluate_h36m", name, out_path)) is not None:
+        return skipped
     ev = _Evaluation.setup(params, name)
     out = {**ev.header(params), "mean_pose_baseline": _mean_pose_baseline(ev.train, ev.test)}
     with StageRun("evaluate_h36m", name, _stage_params(params, ev.experiment), ev.fingerprint) as run:
@@ -385,6 +467,8 @@ def run_evaluate_h36m(params: Mapping[str, Any], name: str, models_dir: Path, ou
 
 def run_evaluate_refine(params: Mapping[str, Any], name: str, models_dir: Path, out_path: Path) -> dict:
     """Stage evaluate_refine@EXP: P1/P2 with and without refinement, with oracle and estimated root depth."""
+    if (skipped := _skipped(params, "evaluate_refine", name, out_path)) is not None:
+        return skipped
     ev = _Evaluation.setup(params, name)
     experiment, device, flip, batch, test_data = ev.experiment, ev.device, ev.flip, ev.batch, ev.test
     bones = mean_bone_lengths(ev.train.poses_3d, ev.train.layout)
@@ -428,6 +512,8 @@ def find_3dhp_file(raw_dir: Path) -> Path | None:
 
 def run_evaluate_3dhp(params: Mapping[str, Any], name: str, models_dir: Path, raw_dir: Path, out_path: Path) -> dict:
     """Stage evaluate_3dhp@EXP: PCK@150 mm and AUC on the MPI-INF-3DHP test set (cross-data-set)."""
+    if (skipped := _skipped(params, "evaluate_3dhp", name, out_path)) is not None:
+        return skipped
     experiment = load_experiment(params, name)
     device = resolve_device(str(get(params, "train.device")))
     flip = bool(get(params, "evaluate.flip_test"))
@@ -496,6 +582,8 @@ def run_hard_pose_set(params: Mapping[str, Any], raw_dir: Path, processed: Path,
 
 def run_hard_poses(params: Mapping[str, Any], name: str, models_dir: Path, hard_path: Path, out_path: Path) -> dict:
     """Stage hard_poses@EXP: P1/P2 with flip on the hard-pose set (derived or the user's)."""
+    if (skipped := _skipped(params, "hard_poses", name, out_path)) is not None:
+        return skipped
     experiment = load_experiment(params, name)
     device = resolve_device(str(get(params, "train.device")))
     flip = bool(get(params, "evaluate.flip_test"))
