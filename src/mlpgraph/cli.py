@@ -98,6 +98,37 @@ def _cmd_report(args: argparse.Namespace) -> None:
     log.info("report: wrote %s and %d plots", summary["markdown"], len(summary["plots"]))
 
 
+def _frame_range(text: str) -> tuple[int | None, int | None]:
+    """``START:END`` (either may be left out) for ``mlpgraph render --frames``."""
+    start, sep, end = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        return (int(start) if start.strip() else None, int(end) if end.strip() else None)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected START:END (frame numbers), got {text!r}") from None
+
+
+def _cmd_render(args: argparse.Namespace) -> None:
+    from mlpgraph.viz import render_sequence
+
+    frames = None if args.frames is None else slice(*args.frames)
+    result = render_sequence(
+        Path(args.checkpoint),
+        Path(args.processed),
+        args.subject,
+        args.action,
+        args.camera,
+        frames,
+        Path(args.out),
+        view=args.view,
+        fps=args.fps,
+        mp4=args.mp4,
+        device=args.device,
+    )
+    log.info("render: wrote %s%s", result["gif"], f" and {result['mp4']}" if result["mp4"] else "")
+
+
 def _run_stage(function_name: str, *path_args: str) -> Callable[[argparse.Namespace], None]:
     """A handler calling ``mlpgraph.stage_runs.<function_name>(params, [experiment,] *paths)``."""
 
@@ -217,6 +248,25 @@ def build_parser() -> argparse.ArgumentParser:
         ("--layout", str),
     ):
         p.add_argument(flag, type=kind, help="expected value (checked against the weights)")
+
+    p = sub.add_parser(
+        "render",
+        help="Animate one sequence: 2D input beside the predicted and ground-truth 3D skeleton (GIF, optional MP4).",
+        description="Animate one sequence: 2D input beside the predicted and ground-truth 3D skeleton (GIF, "
+        "optional MP4). By default the first 100 frames, every 2nd one, played at 25 fps (real time for 50 fps data).",
+    )
+    p.set_defaults(handler=_cmd_render)
+    p.add_argument("--checkpoint", required=True, help="model checkpoint (e.g. models/EXP/spatial/final.pt)")
+    p.add_argument("--processed", required=True, help="processed HDF5 holding the sequence")
+    p.add_argument("--subject", required=True, help="subject, e.g. S9")
+    p.add_argument("--action", required=True, help="action as in the file, e.g. 'Walking 1'")
+    p.add_argument("--camera", type=int, default=0, help="camera index (default: 0)")
+    p.add_argument("--frames", type=_frame_range, metavar="START:END", help="frame range (default: 0:100)")
+    p.add_argument("--view", choices=["rotate", "fixed"], default="rotate", help="3D view (default: rotate)")
+    p.add_argument("--fps", type=float, help="playback fps; every round(50 / fps)-th frame is drawn (default: 25)")
+    p.add_argument("--mp4", action="store_true", help="also write an MP4 beside the GIF when ffmpeg is available")
+    p.add_argument("--device", default="cpu", help="torch device for the prediction (default: cpu)")
+    p.add_argument("--out", default="demo.gif", help="GIF to write (default: demo.gif)")
     return parser
 
 
