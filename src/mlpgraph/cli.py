@@ -85,6 +85,24 @@ def _cmd_import_release(args: argparse.Namespace) -> None:
     log.info("import-release: wrote %s (%s)", args.out, ", ".join(f"{k}={v}" for k, v in config.items()))
 
 
+def _cmd_predict(args: argparse.Namespace) -> None:
+    from mlpgraph.lifting import predict_file
+
+    predict_file(
+        Path(args.checkpoint),
+        Path(args.input),
+        Path(args.out),
+        width=args.width,
+        height=args.height,
+        min_score=args.min_score,
+        track_id=args.track_id,
+        max_gap=args.max_gap,
+        flip_test=not args.no_flip,
+        gif=Path(args.gif) if args.gif else None,
+    )
+    log.info("predict: wrote %s%s", args.out, f" and {args.gif}" if args.gif else "")
+
+
 def _cmd_report(args: argparse.Namespace) -> None:
     from mlpgraph.report import build_report
     from mlpgraph.tracking import StageRun
@@ -227,6 +245,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", default="metrics", help="metrics folder to read (default: metrics)")
     p.add_argument("--out", default="metrics/results.md", help="report to write (default: metrics/results.md)")
     p.add_argument("--plots", default="metrics/plots", help="folder for the PNG plots (default: metrics/plots)")
+
+    p = sub.add_parser(
+        "predict",
+        help="Lift your own 2D keypoints (.npz in the model's layout, or COCO-17 JSON) to root-relative 3D.",
+        description="Lift your own 2D keypoints to root-relative 3D with a checkpoint: an .npz with keypoints "
+        "(T, J, 2) pixels in the model's layout, width and height, or COCO-17 keypoint JSON as 2D detectors "
+        "write it. Low-confidence joints and missing frames are interpolated in time (see mlpgraph.lifting).",
+    )
+    p.set_defaults(handler=_cmd_predict)
+    p.add_argument("--checkpoint", required=True, help="model checkpoint (e.g. models/EXP/spatial/final.pt)")
+    p.add_argument("--input", required=True, help="keypoints: .npz or COCO-17 keypoint JSON")
+    p.add_argument("--out", required=True, help=".npz to write (poses_3d, keypoints_2d, frames, ...)")
+    p.add_argument("--width", type=float, help="image width in pixels, when the file gives none")
+    p.add_argument("--height", type=float, help="image height in pixels, when the file gives none")
+    p.add_argument("--min-score", type=float, default=0.3, help="joints scored lower are interpolated (default: 0.3)")
+    p.add_argument("--track-id", type=int, help="COCO track to lift (default: the track seen in the most frames)")
+    p.add_argument("--max-gap", type=int, default=25, help="most consecutive frames that may be filled (default: 25)")
+    p.add_argument("--no-flip", action="store_true", help="no flip test (default: average with the flipped input)")
+    p.add_argument("--gif", help="also write an animated GIF of the 2D input and the 3D prediction")
 
     p = sub.add_parser(
         "import-release",
