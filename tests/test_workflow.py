@@ -130,16 +130,23 @@ PRETRAINED = ("pretrained_gt_f1", "pretrained_hr_f243_refine")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A pipeline repository at preset tiny after one ``snakemake all``.
 
-    Besides ``E2E_EXPERIMENTS``: ``pretrained_gt_f1`` imports release-format weights (the reference
-    vectors' state dict, saved as the release saves it) and ``pretrained_hr_f243_refine`` has no
-    release folder, so its stages skip.
+    Besides ``E2E_EXPERIMENTS``: ``pretrained_hr_f243_refine`` imports release-format weights (the
+    9-frame reference vectors' state dicts, saved as the release saves them: lifting network and
+    refinement) and ``pretrained_gt_f1`` has no release folder, so its stages skip.
     """
     repo = make_pipeline_repo(tmp_path_factory.mktemp("tiny"), experiments=(*E2E_EXPERIMENTS, *PRETRAINED))
     release = repo / "release"
     release.mkdir()
-    reference = torch.load(ROOT / "tests" / "data" / "reference" / "stmlpgraph_f1_z128_l3.pt", weights_only=True)
-    torch.save(reference["state_dict"], release / "gt_f1.pth")
-    set_params(repo, **{"experiments.pretrained_gt_f1.pretrained.dir": str(release)})
+    reference = torch.load(ROOT / "tests" / "data" / "reference" / "stmlpgraph_f9_z64_l2.pt", weights_only=True)
+    torch.save(reference["state_dict"], release / "hr_f243.pth")
+    torch.save(reference["refine_state_dict"], release / "hr_f243_refine.pth")
+    set_params(
+        repo,
+        **{
+            "experiments.pretrained_hr_f243_refine.pretrained.dir": str(release),
+            "experiments.pretrained_hr_f243_refine.model_args.frames": 9,
+        },
+    )
     run(["git", "commit", "-qam", "release folder"], repo)
     run(["snakemake", "all", "--cores", "2"], repo)
     return repo
@@ -173,19 +180,20 @@ def test_snakemake_all_writes_every_output(tiny_run):
 def test_pretrained_experiments_import_or_skip(tiny_run):
     """Release weights go through the same evaluation stages; without a release folder the stages skip."""
     repo = tiny_run
-    train = json.loads((repo / "metrics" / "train" / "pretrained_gt_f1.json").read_text())
-    assert train["available"] and train["source"] == "MLP-Graph release" and train["parameters"] == 627_763
-    h36m = json.loads((repo / "metrics" / "h36m" / "pretrained_gt_f1.json").read_text())
-    assert h36m["parameters"] == 627_763 and h36m["last_epoch"]["P1"] > 0
+    train = json.loads((repo / "metrics" / "train" / "pretrained_hr_f243_refine.json").read_text())
+    assert train["available"] and train["source"] == "MLP-Graph release" and train["parameters"] == 86_883
+    h36m = json.loads((repo / "metrics" / "h36m" / "pretrained_hr_f243_refine.json").read_text())
+    assert h36m["parameters"] == 86_883 and h36m["frames"] == 9 and h36m["last_epoch"]["P1"] > 0
     assert h36m["last_epoch"]["P1"] == h36m["best_on_test"]["P1"]
+    refined = json.loads((repo / "metrics" / "h36m" / "pretrained_hr_f243_refine_refine.json").read_text())
+    assert refined["last_epoch"]["refined_estimated_root"]["P1"] > 0
+    assert json.loads((repo / "metrics" / "train" / "pretrained_hr_f243_refine_refine.json").read_text())["available"]
     for kind in ("h36m", "3dhp", "hard", "train"):
-        skipped = json.loads((repo / "metrics" / kind / "pretrained_hr_f243_refine.json").read_text())
+        skipped = json.loads((repo / "metrics" / kind / "pretrained_gt_f1.json").read_text())
         assert skipped["available"] is False and "pretrained.dir is not set" in skipped["reason"]
-    refine = json.loads((repo / "metrics" / "h36m" / "pretrained_hr_f243_refine_refine.json").read_text())
-    assert refine["available"] is False
     report = (repo / "metrics" / "results.md").read_text()
     assert "MLP-Graph (released weights)" in report
-    assert "- `pretrained_hr_f243_refine`: experiments.pretrained_hr_f243_refine.pretrained.dir is not set" in report
+    assert "- `pretrained_gt_f1`: experiments.pretrained_gt_f1.pretrained.dir is not set" in report
 
 
 def test_mlflow_has_one_run_per_stage_of_the_dag(tiny_run):
