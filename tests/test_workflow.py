@@ -15,6 +15,7 @@ import h5py
 import pytest
 import torch
 import yaml
+from PIL import Image
 
 from mlpgraph.workflow import load_stage_table, rule_name
 from tests.conftest import E2E_EXPERIMENTS, ROOT, make_pipeline_repo, run, set_params
@@ -175,6 +176,12 @@ def test_snakemake_all_writes_every_output(tiny_run):
         p1 = json.loads((repo / "metrics" / "h36m" / f"{experiment}.json").read_text())["last_epoch"]["P1"]
         assert f"`{experiment}`" in report and f"{p1:.1f}" in report
     assert {p.name for p in (repo / "metrics" / "plots").glob("*.png")} >= {"h36m_p1_per_action.png"}
+    # One demo per temporal experiment with figures: S9 Walking's 80 tiny frames, every 2nd.
+    demos = {p.name: p for p in (repo / "metrics" / "demo").glob("*.gif")}
+    assert set(demos) == {"mlpgraph_hr_f243_refine.gif", "pretrained_hr_f243_refine.gif"}
+    with Image.open(demos["mlpgraph_hr_f243_refine.gif"]) as gif:
+        assert gif.n_frames == 40 and gif.size == (720, 360)
+    assert "![mlpgraph_hr_f243_refine demo](demo/mlpgraph_hr_f243_refine.gif)" in report
 
 
 def test_pretrained_experiments_import_or_skip(tiny_run):

@@ -106,11 +106,13 @@ def _cmd_predict(args: argparse.Namespace) -> None:
 def _cmd_report(args: argparse.Namespace) -> None:
     from mlpgraph.report import build_report
     from mlpgraph.tracking import StageRun
+    from mlpgraph.viz import render_demos
 
     params = load_params(args.params)
     described = {"experiments": sorted(get(params, "experiments")), "refinement": sorted(get(params, "refinement", {}))}
     with StageRun("report", params=described) as run:
-        summary = build_report(params, Path(args.metrics), Path(args.out), Path(args.plots))
+        demos = render_demos(params, Path(args.params).resolve().parent, Path(args.demo)) if args.demo else []
+        summary = build_report(params, Path(args.metrics), Path(args.out), Path(args.plots), demos)
         run.set_tags({"data_fingerprint": "+".join(summary["fingerprints"])})
         run.log_artifact(args.out)
     log.info("report: wrote %s and %d plots", summary["markdown"], len(summary["plots"]))
@@ -245,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", default="metrics", help="metrics folder to read (default: metrics)")
     p.add_argument("--out", default="metrics/results.md", help="report to write (default: metrics/results.md)")
     p.add_argument("--plots", default="metrics/plots", help="folder for the PNG plots (default: metrics/plots)")
+    p.add_argument("--demo", help="folder for one demo GIF per temporal experiment (the pipeline: metrics/demo)")
 
     p = sub.add_parser(
         "predict",

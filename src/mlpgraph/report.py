@@ -1085,12 +1085,38 @@ def _provenance(runs: Sequence[ExperimentMetrics]) -> list[str]:
     ]
 
 
-def build_report(params: Mapping[str, Any], metrics_dir: Path, out_md: Path, plots_dir: Path) -> dict[str, Any]:
+def _demo_lines(demos: Sequence[Mapping[str, Any]], link: Callable[[Path], str]) -> list[str]:
+    """The demos section: each GIF (``mlpgraph.viz.render_demos``' records) with what it shows."""
+    if not demos:
+        return []
+    lines = ["## Demos", ""]
+    for demo in demos:
+        lines += [
+            f"**`{demo['experiment']}`**: {demo['subject']} {demo['action']}, camera {demo['camera']}, "
+            f"frames {demo['frame_range'][0]}-{demo['frame_range'][1]} "
+            f"(one in {demo['stride']}, at {demo['fps']:g} fps); "
+            f"2D input left, prediction (colour) and ground truth (grey) right; P1 over these frames "
+            f"{fmt_1(demo['p1_mm'])} mm.",
+            "",
+            f"![{demo['experiment']} demo]({link(Path(demo['gif']))})",
+            "",
+        ]
+    return lines
+
+
+def build_report(
+    params: Mapping[str, Any],
+    metrics_dir: Path,
+    out_md: Path,
+    plots_dir: Path,
+    demos: Sequence[Mapping[str, Any]] = (),
+) -> dict[str, Any]:
     """Write the results report and its plots from the metrics files of ``params``' experiments.
 
     ``params`` is the preset-merged mapping of :func:`mlpgraph.params.load_params`. Reads only
     ``metrics_dir/{h36m,3dhp,hard,train}/EXP*.json`` for the experiments listed there (a missing
-    or malformed file is a one-line :class:`UserInputError` naming it), writes ``out_md`` and
+    or malformed file is a one-line :class:`UserInputError` naming it), embeds the ``demos``
+    already rendered (:func:`mlpgraph.viz.render_demos`), writes ``out_md`` and
     ``plots_dir/*.png``, each atomically, and returns a summary: ``{"markdown", "data",
     "tables": {"main", "per_action", "3dhp", "hard", "ablations", "mean_pose"}, "plots",
     "missing_plots"}``.
@@ -1192,6 +1218,7 @@ def build_report(params: Mapping[str, Any], metrics_dir: Path, out_md: Path, plo
         *(f"- ![{p.stem}]({link(p)})" for p in plots),
         *(f"- `{name}`: {reason}." for name, reason in missing.items()),
         "",
+        *_demo_lines(demos, link),
         "## Provenance",
         "",
         *_provenance(runs),

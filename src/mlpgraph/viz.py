@@ -33,7 +33,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -498,3 +498,49 @@ def render_sequence(
         f"; {mp4_path}" if mp4_path else "",
     )  # fmt: skip
     return result
+
+
+DEMO_SIZE_PX = (720, 360)
+DEMO_ACTION = "Walking"
+
+
+def render_demos(
+    params: Mapping[str, Any], root: Path, out_dir: Path, size_px: tuple[int, int] = DEMO_SIZE_PX
+) -> list[dict[str, Any]]:
+    """One GIF per temporal experiment of ``params`` (the report stage's demos), in ``out_dir``.
+
+    Each shows the last-epoch network (with its refinement when the experiment has one) on the
+    first test subject's ``Walking``, camera 0, from the first frame (:func:`render_sequence`'s
+    defaults). Single-frame and skipped experiments get none. Older GIFs in ``out_dir`` are
+    removed first, so the folder holds exactly the current demos. Returns one record per demo:
+    ``render_sequence``'s plus ``experiment``, ``subject``, ``action``, ``camera``.
+    """
+    from mlpgraph.experiments import load_experiment
+    from mlpgraph.params import get
+    from mlpgraph.training import FINAL
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.glob("*.gif"):
+        stale.unlink()
+    subject = str(get(params, "data.test_subjects")[0])
+    demos = []
+    for name, entry in get(params, "experiments").items():
+        if not isinstance(entry, Mapping) or "model" not in entry or "keypoints" not in entry:
+            continue  # a preset's overrides of an experiment params.yaml does not define
+        experiment = load_experiment(params, name)
+        if experiment.frames == 1 or experiment.skipped_reason is not None:
+            continue
+        network = "refine" if experiment.refinement is not None else "spatial"
+        record = render_sequence(
+            root / "models" / name / network / FINAL,
+            experiment.processed_path(params, root),
+            subject,
+            DEMO_ACTION,
+            0,
+            None,
+            out_dir / f"{name}.gif",
+            size_px=size_px,
+        )
+        demos.append({"experiment": name, "subject": subject, "action": DEMO_ACTION, "camera": 0, **record})
+        log.info("demo %s: %s (%d frames, P1 %.1f mm)", name, record["gif"], record["frames"], record["p1_mm"])
+    return demos
