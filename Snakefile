@@ -2,11 +2,12 @@
 
 Stages, commands, dependencies and outputs come from dvc.yaml (resolved by DVC itself, see
 mlpgraph.workflow); this file only adds what Snakemake alone has: threads, resources, logs and
-the `all` target. Each rule also takes a stamp that is touched when dvc.lock says the stage's
-command, dependencies or parameters changed, so both engines rerun the same stages. After a
-successful job the rule touches a marker; the onsuccess (and onerror) handler records exactly
-the stages that ran in dvc.lock (`dvc commit -f --no-relink`, see mlpgraph.workflow), so
-`dvc status` is clean and `dvc repro` has nothing to do.
+the `all` target; a training stage given more than one GPU runs its command under torchrun
+(launch_command; dvc.lock keeps the dvc.yaml command). Each rule also takes a stamp that is
+touched when dvc.lock says the stage's command, dependencies or parameters changed, so both
+engines rerun the same stages. After a successful job the rule touches a marker; the onsuccess
+(and onerror) handler records exactly the stages that ran in dvc.lock (`dvc commit -f
+--no-relink`, see mlpgraph.workflow), so `dvc status` is clean and `dvc repro` has nothing to do.
 """
 
 import os
@@ -18,6 +19,7 @@ from mlpgraph.workflow import (
     commit_completed,
     done_marker,
     is_directory_output,
+    launch_command,
     load_stage_table,
     refresh_stamps,
 )
@@ -52,7 +54,7 @@ for stage in STAGES:
         log:
             f"logs/{stage.rule_name}.log",
         params:
-            cmd=stage.cmd,
+            cmd=launch_command(stage),
             done=done_marker(stage),
         conda:
             "envs/mlpgraph.yaml"

@@ -30,6 +30,8 @@ from typing import Any
 from mlpgraph.params import get, load_params, read_yaml
 
 DEFAULT_RESOURCES = {"threads": 1, "mem_mb": 2000, "runtime": 30, "gpu": 0}
+# Stage families whose script trains a model; asking for more than one GPU runs them under torchrun.
+DISTRIBUTED_FAMILIES = ("train_spatial", "train_refine")
 STAMP_DIR = Path(".snakemake") / "mlpgraph-stamps"
 DONE_DIR = Path(".snakemake") / "mlpgraph-done"
 PARAMS_FILE = "params.yaml"
@@ -57,8 +59,12 @@ class StageSpec:
 
     @property
     def family(self) -> str:
-        """The stage's name before ``@`` (what ``resources`` entries are keyed by)."""
-        return self.name.split("@", 1)[0]
+        """The stage's name before ``@`` (what ``resources`` entries are keyed by).
+
+        DVC prefixes the address with ``<path>/dvc.yaml:`` when the working directory is not the
+        repository's; the prefix is not part of the family.
+        """
+        return self.name.rsplit(":", 1)[-1].split("@", 1)[0]
 
 
 def rule_name(stage_name: str) -> str:
@@ -128,6 +134,28 @@ def expand_folders(deps: tuple[str, ...], outputs: list[str]) -> tuple[str, ...]
 def _relative(path: str, root: Path, wdir: str) -> str:
     full = (Path(wdir) / path).resolve()
     return os.path.relpath(full, root)
+
+
+def launch_command(spec: StageSpec) -> str:
+    """The shell command Snakemake runs for a stage.
+
+    The ``dvc.yaml`` command, except for a training stage (:data:`DISTRIBUTED_FAMILIES`) that asks
+    for more than one GPU (``resources.<family>.gpu`` in ``params.yaml``): its ``python <script> ...``
+    (or ``python -m <module> ...``) then runs as ``torchrun --standalone --nproc-per-node <gpu>
+    <script> ...``, one process per GPU of the node. Only Snakemake's shell line changes: DVC
+    records and compares the ``dvc.yaml`` command.
+    """
+    gpus = int(spec.resources.get("gpu", 0))
+    if spec.family not in DISTRIBUTED_FAMILIES or gpus <= 1:
+        return spec.cmd
+    match = re.match(r"python3?\s+(-m\s+)?", spec.cmd)
+    if match is None:
+        raise ValueError(
+            f"stage {spec.name} asks for {gpus} GPUs but its command does not start with `python`, "
+            f"so it cannot run under torchrun: {spec.cmd}"
+        )
+    module = "-m " if match.group(1) else ""
+    return f"torchrun --standalone --nproc-per-node {gpus} {module}{spec.cmd[match.end() :]}"
 
 
 def done_marker(spec: StageSpec) -> Path:
