@@ -19,7 +19,7 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from mlpgraph import distributed, metrics
-from mlpgraph.checkpoints import networks_from_checkpoint
+from mlpgraph.checkpoints import load_checkpoint, networks_from_checkpoint
 from mlpgraph.data import schema
 from mlpgraph.data.batches import PoseArrays
 from mlpgraph.data.formats import read_3dhp_test, read_hard_poses
@@ -444,6 +444,29 @@ class _Evaluation:
 SELECTIONS = (("last_epoch", FINAL, FINAL_SELECTION), ("best_on_test", BEST, BEST_SELECTION))
 
 
+def _selections(models_dir: Path) -> Iterator[tuple[str, str, Path, str | None]]:
+    """``SELECTIONS`` for ``models_dir``: (key, selection label, checkpoint, twin).
+
+    ``twin`` is the key of an earlier selection holding the same weights (the same training epoch,
+    or the same file for imported checkpoints); its figures are reused instead of measured again,
+    which halves the evaluation when the last epoch is also the best.
+    """
+    seen: dict[Any, str] = {}
+    for key, file, selection in SELECTIONS:
+        path = models_dir / file
+        epoch = load_checkpoint(path)["meta"].get("epoch")
+        identity = ("epoch", epoch) if epoch is not None else ("file", sha256_file(path))
+        twin = seen.setdefault(identity, key)
+        yield key, selection, path, (twin if twin != key else None)
+
+
+def _relabelled(figures: Any, selection: str) -> Any:
+    """A deep copy of ``figures`` with every ``selection`` field set to ``selection``."""
+    if isinstance(figures, Mapping):
+        return {k: selection if k == "selection" else _relabelled(v, selection) for k, v in figures.items()}
+    return copy.deepcopy(figures)
+
+
 def run_evaluate_h36m(params: Mapping[str, Any], name: str, models_dir: Path, out_path: Path) -> dict:
     """Stage evaluate_h36m@EXP: P1/P2 per action on the test subjects, every frame, flip averaging."""
     if (skipped := _skipped(params, "evaluate_h36m", name, out_path)) is not None:
@@ -451,11 +474,14 @@ def run_evaluate_h36m(params: Mapping[str, Any], name: str, models_dir: Path, ou
     ev = _Evaluation.setup(params, name)
     out = {**ev.header(params), "mean_pose_baseline": _mean_pose_baseline(ev.train, ev.test)}
     with StageRun("evaluate_h36m", name, _stage_params(params, ev.experiment), ev.fingerprint) as run:
-        for key, file, selection in SELECTIONS:
-            model = networks_from_checkpoint(models_dir / file)["model"].to(ev.device)
-            result = evaluate_h36m(predict(model, ev.test, ev.experiment.pad, ev.flip, ev.batch), ev.test)
-            out[key] = _h36m_figures(result, selection)
-            run.log_metrics({key: {"P1": result["p1"], "P2": result["p2"]}})
+        for key, selection, path, twin in _selections(models_dir):
+            if twin is not None:
+                out[key] = _relabelled(out[twin], selection)
+            else:
+                model = networks_from_checkpoint(path)["model"].to(ev.device)
+                result = evaluate_h36m(predict(model, ev.test, ev.experiment.pad, ev.flip, ev.batch), ev.test)
+                out[key] = _h36m_figures(result, selection)
+            run.log_metrics({key: {"P1": out[key]["P1"], "P2": out[key]["P2"]}})
         out["parameters"] = count_parameters(model)
         out["model_config"] = dict(model.config)
         out["inference_time"] = _timing(params, model, ev.experiment, ev.test.num_joints)
@@ -474,25 +500,28 @@ def run_evaluate_refine(params: Mapping[str, Any], name: str, models_dir: Path, 
     bones = mean_bone_lengths(ev.train.poses_3d, ev.train.layout)
     out = {**ev.header(params), "refinement": experiment.refinement}
     with StageRun("evaluate_refine", name, _stage_params(params, experiment), ev.fingerprint) as run:
-        for key, file, selection in SELECTIONS:
-            nets = networks_from_checkpoint(models_dir / file)
-            model, refine = nets["model"].to(device), nets["refine"].to(device)
-            figures: dict[str, Any] = {"selection": selection}
-            plain = evaluate_h36m(predict(model, test_data, experiment.pad, flip, batch), test_data)
-            figures["without_refinement"] = _h36m_figures(plain, selection)
-            for depth, note in (("gt", ORACLE_NOTE), ("estimated", ESTIMATED_NOTE)):
-                pred = predict(model, test_data, experiment.pad, flip, batch, refine, depth, bones)
-                figures[f"refined_{depth}_root"] = {
-                    **_h36m_figures(evaluate_h36m(pred, test_data), selection),
-                    "note": note,
-                }
-            out[key] = figures
+        for key, selection, path, twin in _selections(models_dir):
+            if twin is not None:
+                out[key] = _relabelled(out[twin], selection)
+            else:
+                nets = networks_from_checkpoint(path)
+                model, refine = nets["model"].to(device), nets["refine"].to(device)
+                figures: dict[str, Any] = {"selection": selection}
+                plain = evaluate_h36m(predict(model, test_data, experiment.pad, flip, batch), test_data)
+                figures["without_refinement"] = _h36m_figures(plain, selection)
+                for depth, note in (("gt", ORACLE_NOTE), ("estimated", ESTIMATED_NOTE)):
+                    pred = predict(model, test_data, experiment.pad, flip, batch, refine, depth, bones)
+                    figures[f"refined_{depth}_root"] = {
+                        **_h36m_figures(evaluate_h36m(pred, test_data), selection),
+                        "note": note,
+                    }
+                out[key] = figures
             run.log_metrics(
                 {
                     key: {
-                        "P1_without_refinement": plain["p1"],
-                        "P1_refined_gt_root": figures["refined_gt_root"]["P1"],
-                        "P1_refined_estimated_root": figures["refined_estimated_root"]["P1"],
+                        "P1_without_refinement": out[key]["without_refinement"]["P1"],
+                        "P1_refined_gt_root": out[key]["refined_gt_root"]["P1"],
+                        "P1_refined_estimated_root": out[key]["refined_estimated_root"]["P1"],
                     }
                 }
             )
@@ -527,11 +556,14 @@ def run_evaluate_3dhp(params: Mapping[str, Any], name: str, models_dir: Path, ra
     fingerprint = sha256_file(path)
     out.update(available=True, file=path.name, data=data_description(params, fingerprint))
     with StageRun("evaluate_3dhp", name, _stage_params(params, experiment), fingerprint) as run:
-        for key, file, selection in SELECTIONS:
-            model = networks_from_checkpoint(models_dir / file)["model"].to(device)
-            result = evaluate_3dhp(model, test, experiment.pad, flip, int(get(params, "evaluate.batch_size")), device)
-            out[key] = {"selection": selection, **result}
-            run.log_metrics({key: {"PCK": result["pck"], "AUC": result["auc"]}})
+        for key, selection, path, twin in _selections(models_dir):
+            if twin is not None:
+                out[key] = _relabelled(out[twin], selection)
+            else:
+                model = networks_from_checkpoint(path)["model"].to(device)
+                batch = int(get(params, "evaluate.batch_size"))
+                out[key] = {"selection": selection, **evaluate_3dhp(model, test, experiment.pad, flip, batch, device)}
+            run.log_metrics({key: {"PCK": out[key]["pck"], "AUC": out[key]["auc"]}})
         out["mlflow_run_id"] = run.run_id
         write_json(out_path, out)
         run.log_artifact(out_path)
@@ -596,8 +628,12 @@ def run_hard_poses(params: Mapping[str, Any], name: str, models_dir: Path, hard_
     fingerprint = str(test.attrs.get("fingerprint")) if test is not None else None
     out["data"] = data_description(params, fingerprint)
     with StageRun("hard_poses", name, _stage_params(params, experiment), fingerprint) as run:
-        for key, file, selection in SELECTIONS:
-            model = networks_from_checkpoint(models_dir / file)["model"].to(device)
+        for key, selection, path, twin in _selections(models_dir):
+            if twin is not None:
+                out[key] = _relabelled(out[twin], selection)
+                run.log_metrics({key: {"P1": out[key]["P1"], "P2": out[key]["P2"]}})
+                continue
+            model = networks_from_checkpoint(path)["model"].to(device)
             if test is not None:
                 indices = torch.as_tensor(hard["indices"], device=device)
                 pred = predict(model, test, experiment.pad, flip, batch, indices=indices)
