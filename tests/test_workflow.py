@@ -18,7 +18,7 @@ import yaml
 from PIL import Image
 
 from mlpgraph.workflow import load_stage_table, rule_name
-from tests.conftest import E2E_EXPERIMENTS, ROOT, make_pipeline_repo, run, set_params
+from tests.conftest import ROOT, make_pipeline_repo, run, set_params
 
 pytestmark = pytest.mark.slow
 
@@ -125,17 +125,20 @@ def test_snakemake_lint_is_clean():
 
 # ------------------------------------------------------------------- one tiny run, many checks
 PRETRAINED = ("pretrained_gt_f1", "pretrained_hr_f243_refine")
+# The shared run's trained experiments: a temporal MLP-Graph with refinement on detected 2D and a
+# graph baseline (the single-frame MLP-Graph goes through the SLURM test's chain instead).
+TRAINED = ("mlpgraph_hr_f243_refine", "semgcn_gt_f1")
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A pipeline repository at preset tiny after one ``snakemake all``.
 
-    Besides ``E2E_EXPERIMENTS``: ``pretrained_hr_f243_refine`` imports release-format weights (the
+    Besides ``TRAINED``: ``pretrained_hr_f243_refine`` imports release-format weights (the
     9-frame reference vectors' state dicts, saved as the release saves them: lifting network and
     refinement) and ``pretrained_gt_f1`` has no release folder, so its stages skip.
     """
-    repo = make_pipeline_repo(tmp_path_factory.mktemp("tiny"), experiments=(*E2E_EXPERIMENTS, *PRETRAINED))
+    repo = make_pipeline_repo(tmp_path_factory.mktemp("tiny"), experiments=(*TRAINED, *PRETRAINED))
     release = repo / "release"
     release.mkdir()
     reference = torch.load(ROOT / "tests" / "data" / "reference" / "stmlpgraph_f9_z64_l2.pt", weights_only=True)
@@ -159,7 +162,7 @@ def test_snakemake_all_writes_every_output(tiny_run):
         path = repo / "data" / "processed" / f"synthetic_{kp}_h36m16.h5"
         with h5py.File(path) as f:
             assert f.attrs["complete"] and f["poses_2d"].shape[1:] == (16, 2)
-    for experiment in E2E_EXPERIMENTS:
+    for experiment in TRAINED:
         h36m = json.loads((repo / "metrics" / "h36m" / f"{experiment}.json").read_text())
         assert h36m["last_epoch"]["P1"] < h36m["mean_pose_baseline"]["P1"]
         assert h36m["best_on_test"]["selection"] == "best on test (release rule)"
@@ -172,7 +175,7 @@ def test_snakemake_all_writes_every_output(tiny_run):
     manifest = json.loads((repo / "data" / "raw" / "manifest.json").read_text())
     assert set(manifest["files"]) >= {"data_3d_h36m.npz", "data_2d_h36m_gt.npz", "data_2d_h36m_hr.npz", "cameras.json"}
     report = (repo / "metrics" / "results.md").read_text()
-    for experiment in E2E_EXPERIMENTS:
+    for experiment in TRAINED:
         p1 = json.loads((repo / "metrics" / "h36m" / f"{experiment}.json").read_text())["last_epoch"]["P1"]
         assert f"`{experiment}`" in report and f"{p1:.1f}" in report
     assert {p.name for p in (repo / "metrics" / "plots").glob("*.png")} >= {"h36m_p1_per_action.png"}
@@ -227,20 +230,20 @@ def test_engines_agree_after_snakemake(tiny_run):
     repro = run(["dvc", "repro"], repo).stdout
     assert "Running stage" not in repro
     metrics = json.loads(run(["dvc", "metrics", "show", "--json"], repo).stdout)["workspace"]["data"]
-    for experiment in E2E_EXPERIMENTS:
+    for experiment in TRAINED:
         h36m = metrics[f"metrics/h36m/{experiment}.json"]["data"]
         assert {"P1", "P2"} <= set(h36m["last_epoch"]) and {"P1", "P2"} <= set(h36m["best_on_test"])
         assert {"pck", "auc"} <= set(metrics[f"metrics/3dhp/{experiment}.json"]["data"]["last_epoch"])
     plots = json.loads(run(["dvc", "plots", "show", "--json"], repo).stdout)
     assert not plots.get("errors"), plots.get("errors")
-    curve = "metrics/train/mlpgraph_gt_f1_curve.json"
+    curve = "metrics/train/semgcn_gt_f1_curve.json"
     assert {"epoch", "P1", "loss"} <= set(plots["data"][curve][0]["content"]["data"]["values"][0])
 
 
 def test_evaluation_param_through_dvc_exp_run(tiny_run):
     """``dvc exp run -S`` on an evaluation-only key reruns exactly the stages downstream of it; Snakemake agrees."""
     repo = tiny_run
-    experiments = (*E2E_EXPERIMENTS, *PRETRAINED)
+    experiments = (*TRAINED, *PRETRAINED)
     downstream = {"hard_pose_set", "report"} | {f"hard_poses@{e}" for e in experiments}
     set_params(repo, **{"evaluate.hard_fraction": 0.1})
     assert dvc_stale_stages(repo) == {"hard_pose_set"}
@@ -257,7 +260,7 @@ def test_evaluation_param_through_dvc_exp_run(tiny_run):
 def test_training_param_of_one_experiment_through_snakemake(tiny_run):
     """A training parameter of one experiment reruns its chain only, in both engines; afterwards DVC is clean."""
     repo = tiny_run
-    before = json.loads((repo / "metrics" / "h36m" / "mlpgraph_gt_f1.json").read_text())
+    before = json.loads((repo / "metrics" / "h36m" / "mlpgraph_hr_f243_refine.json").read_text())
     set_params(repo, **{"experiments.semgcn_gt_f1.model_args.dropout": 0.1})
     families = ("train_spatial", "evaluate_h36m", "evaluate_3dhp", "hard_poses")
     chain = {f"{family}@semgcn_gt_f1" for family in families} | {"report"}
@@ -266,7 +269,19 @@ def test_training_param_of_one_experiment_through_snakemake(tiny_run):
     log = run(["snakemake", "all", "--cores", "2"], repo)
     ran = set(re.findall(r"^(?:local)?rule (\S+):$", log.stdout + log.stderr, flags=re.MULTILINE)) - {"all"}
     assert ran == {rule_name(s) for s in chain}
-    assert json.loads((repo / "metrics" / "h36m" / "mlpgraph_gt_f1.json").read_text()) == before
+    assert json.loads((repo / "metrics" / "h36m" / "mlpgraph_hr_f243_refine.json").read_text()) == before
+    assert_clean(repo)
+
+
+def test_data_param_reaches_every_stage_in_both_engines(tiny_run):
+    """A data parameter (the generator's seed) makes both engines plan the whole DAG; undone, nothing."""
+    repo = tiny_run
+    set_params(repo, **{"data.seed": 1})
+    assert dvc_stale_stages(repo) == {"fetch"}
+    assert snakemake_pending(repo) == {rule_name(spec.name) for spec in load_stage_table(repo)}
+    status = run(["dvc", "status", "--with-deps", "report"], repo).stdout
+    assert "fetch" in status
+    set_params(repo, **{"data.seed": 0})
     assert_clean(repo)
 
 
@@ -275,7 +290,7 @@ def test_push_delete_pull_round_trip(tiny_run):
     repo = tiny_run
     assert "dvc-remote" in run(["dvc", "remote", "list"], repo).stdout
     run(["dvc", "push"], repo)
-    checkpoint = repo / "models" / "mlpgraph_gt_f1" / "spatial" / "final.pt"
+    checkpoint = repo / "models" / "semgcn_gt_f1" / "spatial" / "final.pt"
     original = checkpoint.read_bytes()
     shutil.rmtree(repo / ".dvc" / "cache")
     for folder in ("data", "models"):
@@ -287,27 +302,3 @@ def test_push_delete_pull_round_trip(tiny_run):
     # Pulled files are new on disk; Snakemake judges by time stamps, so mark the outputs as current.
     run(["snakemake", "all", "--touch", "--cores", "1"], repo)
     assert_clean(repo)
-
-
-# ------------------------------------------------------------------------ a data parameter
-def test_data_param_change_through_snakemake(pipeline_repo):
-    """A fetch parameter edited, then Snakemake: fetch and the stages after it rerun, then DVC agrees.
-
-    Limited to the data stages (targets), so the suite stays fast; the whole DAG runs above.
-    """
-    repo = pipeline_repo
-    processed = [f"data/processed/synthetic_{kp}_h36m16.h5" for kp in ("gt", "hr")]
-    run(["dvc", "repro", "preprocess@gt", "preprocess@hr"], repo)
-    assert "Nothing to be done" in run(["snakemake", *processed, "-n", "--cores", "1"], repo).stdout
-    before = (repo / "data" / "raw" / "manifest.json").read_text()
-    set_params(repo, **{"data.seed": 1})
-    status = run(["dvc", "status", "--with-deps", "preprocess@gt", "preprocess@hr"], repo).stdout
-    assert "fetch" in status
-    assert set(dry_run_jobs(repo, *processed)) == {"fetch", "preprocess__gt", "preprocess__hr"}
-    out = run(["snakemake", *processed, "--cores", "2"], repo)
-    log = out.stdout + out.stderr
-    for rule in ("rule fetch", "rule preprocess__gt", "rule preprocess__hr"):
-        assert rule in log
-    assert (repo / "data" / "raw" / "manifest.json").read_text() != before
-    assert "up to date" in run(["dvc", "status", "--with-deps", "preprocess@gt", "preprocess@hr"], repo).stdout
-    assert "Nothing to be done" in run(["snakemake", *processed, "-n", "--cores", "1"], repo).stdout

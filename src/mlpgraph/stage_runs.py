@@ -329,8 +329,8 @@ def _import_pretrained(
                 parameters=count_parameters(model),
                 source_files=sources,
                 epochs=0,
-                last_epoch={"selection": RELEASE_SELECTION},
-                best_on_test={"selection": RELEASE_SELECTION},
+                last_epoch={"selection": RELEASE_SELECTION, "epoch": 0},  # no epoch trained here
+                best_on_test={"selection": RELEASE_SELECTION, "epoch": 0},
             )
         summary["mlflow_run_id"] = run.run_id
         write_json(metrics_path, summary)

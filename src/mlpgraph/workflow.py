@@ -59,12 +59,8 @@ class StageSpec:
 
     @property
     def family(self) -> str:
-        """The stage's name before ``@`` (what ``resources`` entries are keyed by).
-
-        DVC prefixes the address with ``<path>/dvc.yaml:`` when the working directory is not the
-        repository's; the prefix is not part of the family.
-        """
-        return self.name.rsplit(":", 1)[-1].split("@", 1)[0]
+        """The stage's name before ``@`` (what ``resources`` entries are keyed by)."""
+        return self.name.split("@", 1)[0]
 
 
 def rule_name(stage_name: str) -> str:
@@ -104,7 +100,9 @@ def load_stage_table(root: str | os.PathLike[str] = ".") -> list[StageSpec]:
             family = stage.name.split("@", 1)[0]
             specs.append(
                 StageSpec(
-                    name=stage.addressing,
+                    # The name, not ``addressing``: that one is prefixed with ``<path>/dvc.yaml:``
+                    # when the working directory is not the repository's.
+                    name=stage.name,
                     cmd=stage.cmd if isinstance(stage.cmd, str) else " && ".join(stage.cmd),
                     deps=tuple(files),
                     params=tuple(keys),
