@@ -64,12 +64,6 @@ def test_launch_command_runs_multi_gpu_training_under_torchrun():
     )
 
 
-def test_launch_command_knows_training_stages_addressed_from_elsewhere():
-    """DVC names stages ``<path>/dvc.yaml:<stage>`` when the working directory is not the repository."""
-    stage = spec("../repo/dvc.yaml:train_spatial@x", 2)
-    assert launch_command(stage).startswith("torchrun --standalone --nproc-per-node 2 stages/train_spatial.py")
-
-
 def test_launch_command_leaves_other_stages_alone():
     evaluate = spec("evaluate_h36m@x", 2, "python stages/evaluate_h36m.py --experiment x")
     assert launch_command(evaluate) == evaluate.cmd
