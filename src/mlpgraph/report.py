@@ -871,9 +871,10 @@ def _plot_curves(runs: Sequence[ExperimentMetrics], label: str, path: Path) -> N
         history = run.curve.get("history")
         if not isinstance(history, list):
             raise UserInputError(f"{run.curve.path}: field 'history' must be a list")
-        epochs = [int(r["epoch"]) for r in history if "epoch" in r]
-        losses = [float(r.get("loss", math.nan)) for r in history if "epoch" in r]
-        p1 = [float(r.get("P1", math.nan)) for r in history if "epoch" in r]
+        trained = [r for r in history if r.get("epoch")]  # epoch 0: released weights, nothing trained
+        epochs = [int(r["epoch"]) for r in trained]
+        losses = [float(r.get("loss", math.nan)) for r in trained]
+        p1 = [float(r.get("P1", math.nan)) for r in trained]
         positive &= all(v > 0 for v in losses if _finite(v))
         style = {"color": colours[run.name], "marker": "o", "markersize": 4, "label": _series_label(run)}
         loss_ax.plot(epochs, losses, **style)

@@ -334,7 +334,8 @@ def _import_pretrained(
             )
         summary["mlflow_run_id"] = run.run_id
         write_json(metrics_path, summary)
-        write_json(curve_path, {"history": []})
+        # Nothing was trained; one empty point keeps `dvc plots show` working (it refuses an empty list).
+        write_json(curve_path, {"history": [{"epoch": 0, "loss": None, "P1": None}], "note": "no training here"})
         run.log_artifact(metrics_path)
     return summary
 
