@@ -458,3 +458,12 @@ def test_bad_input_from_the_console_script(tmp_path, checkpoints):
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert f"mlpgraph predict: error: {bad}: joint never has a score" in proc.stderr
     assert not (tmp_path / "o.npz").exists()
+
+
+def test_cli_help_states_the_library_defaults():
+    """The CLI leaves --min-score / --max-gap unset so the library's defaults apply; its help must quote them."""
+    from mlpgraph.cli import build_parser
+    from mlpgraph.lifting import DEFAULT_MAX_GAP, DEFAULT_MIN_SCORE
+
+    text = " ".join(build_parser()._subparsers._group_actions[0].choices["predict"].format_help().split())
+    assert f"(default: {DEFAULT_MIN_SCORE:g})" in text and f"(default: {DEFAULT_MAX_GAP})" in text

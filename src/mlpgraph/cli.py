@@ -88,17 +88,18 @@ def _cmd_import_release(args: argparse.Namespace) -> None:
 def _cmd_predict(args: argparse.Namespace) -> None:
     from mlpgraph.lifting import predict_file
 
+    # Options left unset take the library's defaults (mlpgraph.lifting.DEFAULT_*): one source.
+    tuning = {name: value for name in ("min_score", "max_gap") if (value := getattr(args, name)) is not None}
     predict_file(
         Path(args.checkpoint),
         Path(args.input),
         Path(args.out),
         width=args.width,
         height=args.height,
-        min_score=args.min_score,
         track_id=args.track_id,
-        max_gap=args.max_gap,
         flip_test=not args.no_flip,
         gif=Path(args.gif) if args.gif else None,
+        **tuning,
     )
     log.info("predict: wrote %s%s", args.out, f" and {args.gif}" if args.gif else "")
 
@@ -262,9 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help=".npz to write (poses_3d, keypoints_2d, frames, ...)")
     p.add_argument("--width", type=float, help="image width in pixels, when the file gives none")
     p.add_argument("--height", type=float, help="image height in pixels, when the file gives none")
-    p.add_argument("--min-score", type=float, default=0.3, help="joints scored lower are interpolated (default: 0.3)")
+    p.add_argument("--min-score", type=float, help="joints scored lower are interpolated (default: 0.3)")
     p.add_argument("--track-id", type=int, help="COCO track to lift (default: the track seen in the most frames)")
-    p.add_argument("--max-gap", type=int, default=25, help="most consecutive frames that may be filled (default: 25)")
+    p.add_argument("--max-gap", type=int, help="most consecutive frames that may be filled (default: 25)")
     p.add_argument("--no-flip", action="store_true", help="no flip test (default: average with the flipped input)")
     p.add_argument("--gif", help="also write an animated GIF of the 2D input and the 3D prediction")
 
