@@ -1,0 +1,55 @@
+"""A flat summary of one experiment's headline figures, built from its evaluation records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mlpgraph.results.evaluation import (
+    DhpEvaluation,
+    DhpUnavailable,
+    H36mEvaluation,
+    HardEvaluation,
+    RefineEvaluation,
+    Skipped,
+)
+from mlpgraph.results.records import OPTIONAL_KEY, Record
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExperimentSummary(Record):
+    """A flat file of one experiment's headline figures (mm, %), for ``dvc exp show``.
+
+    ``_last``: the last-epoch model; ``_best``: the epoch best on test. 3DHP figures are left out
+    when there is no 3DHP test file, the refined P1 (oracle root depth) when nothing was refined.
+    """
+
+    experiment: str
+    P1_last: float
+    P2_last: float
+    P1_best: float
+    P2_best: float
+    PCK_last: float | None = field(default=None, metadata=OPTIONAL_KEY)
+    AUC_last: float | None = field(default=None, metadata=OPTIONAL_KEY)
+    P1_hard_last: float
+    P1_refined_last: float | None = field(default=None, metadata=OPTIONAL_KEY)
+
+
+def summarise(
+    h36m: H36mEvaluation,
+    dhp: DhpEvaluation | DhpUnavailable | Skipped,
+    hard: HardEvaluation,
+    refine: RefineEvaluation | None = None,
+) -> ExperimentSummary:
+    """The :class:`ExperimentSummary` of one experiment's evaluation records."""
+    measured = isinstance(dhp, DhpEvaluation)
+    return ExperimentSummary(
+        experiment=h36m.experiment,
+        P1_last=h36m.last_epoch.P1,
+        P2_last=h36m.last_epoch.P2,
+        P1_best=h36m.best_on_test.P1,
+        P2_best=h36m.best_on_test.P2,
+        PCK_last=dhp.last_epoch.PCK if measured else None,
+        AUC_last=dhp.last_epoch.AUC if measured else None,
+        P1_hard_last=hard.last_epoch.P1,
+        P1_refined_last=refine.last_epoch.refined_gt_root.P1 if refine is not None else None,
+    )
