@@ -16,7 +16,7 @@ from mlpgraph.data.preprocess import build_hdf5, load_processed
 from mlpgraph.errors import UserInputError
 from mlpgraph.io import load_community_npz, save_community_npz, sha256_file
 from mlpgraph.layouts import H36M17
-from mlpgraph.params import deep_merge
+from mlpgraph.params import with_defaults
 
 REAL_MOCAP = Path(__file__).parent / "data" / "real_mocap"
 
@@ -39,7 +39,7 @@ BASE = {
 
 
 def params(**data):
-    return deep_merge(BASE, {"data": data})
+    return with_defaults({"data": data}, BASE)
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,6 @@ from typing import Any
 
 from mlpgraph.data.schema import processed_name
 from mlpgraph.errors import UserInputError
-from mlpgraph.models import REGISTRY
 from mlpgraph.params import get
 
 GT_KEYPOINTS = "gt"
@@ -55,7 +54,7 @@ class Experiment:
     @property
     def frames(self) -> int:
         """Window length T (1 for single-frame models)."""
-        return int(self.model_args.get("frames", REGISTRY[self.model].defaults.get("frames", 1)))
+        return int(self.model_args.get("frames", 1))
 
     @property
     def pad(self) -> int:
@@ -74,36 +73,17 @@ class Experiment:
 
 
 def load_experiment(params: Mapping[str, Any], name: str) -> Experiment:
-    """The experiment ``name`` of the (preset-merged) parameters, validated."""
+    """The experiment ``name`` of the parameters (validated by :func:`mlpgraph.params.load_params`)."""
     experiments = get(params, "experiments")
     if name not in experiments:
         raise UserInputError(f"params: no experiment {name!r} (experiments: {sorted(experiments)})")
     entry = experiments[name]
-    try:
-        model, keypoints = entry["model"], entry["keypoints"]
-    except (KeyError, TypeError):
-        raise UserInputError(f"params: experiments.{name} needs 'model' and 'keypoints'") from None
-    if model not in REGISTRY:
-        raise UserInputError(f"params: experiments.{name}.model {model!r} is not one of {sorted(REGISTRY)}")
-    if keypoints not in get(params, "data.keypoints"):
-        available = get(params, "data.keypoints")
-        raise UserInputError(f"params: experiments.{name}.keypoints {keypoints!r} is not in data.keypoints {available}")
-    frames = int((entry.get("model_args") or {}).get("frames", 1))
-    if frames < 1 or frames % 2 == 0:
-        raise UserInputError(f"params: experiments.{name}.model_args.frames must be odd and positive, got {frames}")
     refinement = (get(params, "refinement", {}) or {}).get(name)
     pretrained = entry.get("pretrained")
-    if pretrained is not None:
-        if not isinstance(pretrained, dict) or "weights" not in pretrained:
-            raise UserInputError(f"params: experiments.{name}.pretrained needs 'dir' and 'weights' (a file name)")
-        if model != "mlpgraph":
-            raise UserInputError(f"params: experiments.{name}.pretrained: only MLP-Graph releases exist, not {model!r}")
-        if refinement is not None and not pretrained.get("refine"):
-            raise UserInputError(f"params: experiments.{name} is in 'refinement' but has no pretrained.refine file")
     return Experiment(
         name=name,
-        model=model,
-        keypoints=keypoints,
+        model=entry["model"],
+        keypoints=entry["keypoints"],
         model_args=dict(entry.get("model_args") or {}),
         refinement=dict(refinement) if refinement is not None else None,
         pretrained=dict(pretrained) if pretrained is not None else None,
