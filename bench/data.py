@@ -188,7 +188,7 @@ def bench_generate_preprocess(scales: list[str], workdir: Path) -> list[dict[str
     import h5py
 
     from mlpgraph.data.preprocess import build_hdf5
-    from mlpgraph.data.synthetic import generate
+    from mlpgraph.data.synthetic import TEST_SUBJECTS, TRAIN_SUBJECTS, generate
 
     rows: list[dict[str, Any]] = []
     for scale in scales:
@@ -206,7 +206,8 @@ def bench_generate_preprocess(scales: list[str], workdir: Path) -> list[dict[str
         out_path = workdir / f"h36m_gt_h36m16_{scale}.h5"
         log.info("preprocessing scale %s", scale)
         began = time.perf_counter()
-        build_hdf5(raw_dir, out_path, keypoints="gt", layout="h36m16")
+        split = {"train_subjects": TRAIN_SUBJECTS, "test_subjects": TEST_SUBJECTS}
+        build_hdf5(raw_dir, out_path, keypoints="gt", layout="h36m16", **split)
         seconds = time.perf_counter() - began
         with h5py.File(out_path, "r") as h5:
             poses = int(h5["poses_2d"].shape[0])

@@ -10,6 +10,7 @@ import pytest
 from mlpgraph.cameras import load_cameras
 from mlpgraph.data import motion, synthetic
 from mlpgraph.data.actions import ACTION_FAMILIES, action_family
+from mlpgraph.data.motion import kinematics
 from mlpgraph.errors import UserInputError
 from mlpgraph.io import load_community_npz
 from mlpgraph.layouts import H36M16, H36M17, H36M32, MPI3DHP17
@@ -119,7 +120,7 @@ def test_bone_lengths_helper() -> None:
     s1 = motion.subject_bone_lengths("S1", 0)
     assert s1 == motion.subject_bone_lengths("S1", 0)
     assert s1 != motion.subject_bone_lengths("S9", 0)
-    assert set(s1) == set(motion.BONE_MEANS)
+    assert set(s1) == set(kinematics.BONE_MEANS)
 
 
 def test_forward_kinematics_preserves_lengths() -> None:
@@ -127,20 +128,20 @@ def test_forward_kinematics_preserves_lengths() -> None:
     parents = (-1, 0, 1, 1)
     offsets = rng.normal(size=(4, 3))
     angles = rng.uniform(-180, 180, size=(50, 4, 3))
-    rotations = motion.rot_z(angles[..., 0]) @ motion.rot_x(angles[..., 1]) @ motion.rot_y(angles[..., 2])
-    pos = motion.forward_kinematics(parents, offsets, rotations, rng.normal(size=(50, 3)))
+    rotations = kinematics.rot_z(angles[..., 0]) @ kinematics.rot_x(angles[..., 1]) @ kinematics.rot_y(angles[..., 2])
+    pos = kinematics.forward_kinematics(parents, offsets, rotations, rng.normal(size=(50, 3)))
     for child, parent in ((1, 0), (2, 1), (3, 1)):
         length = np.linalg.norm(pos[:, child] - pos[:, parent], axis=-1)
         assert np.allclose(length, np.linalg.norm(offsets[child]))
 
 
 def test_anatomy_floor_and_motion(data: dict[str, dict]) -> None:
-    feet = list(motion.FOOT_JOINTS)
+    feet = list(kinematics.FOOT_JOINTS)
     features: dict[str, list[np.ndarray]] = {}
     spreads = []
     for _, action, seq in _sequences(data["3d"]):
         assert seq[:, feet, 2].min() >= -0.01
-        assert np.abs(seq[:, feet, 2].min(axis=1) - motion.FLOOR_CLEARANCE).max() < 1e-5
+        assert np.abs(seq[:, feet, 2].min(axis=1) - kinematics.FLOOR_CLEARANCE).max() < 1e-5
         pelvis_z = seq[:, 0, 2]
         assert pelvis_z.min() > 0.03 and pelvis_z.max() < 1.25
         assert np.linalg.norm(seq[:, 0, :2], axis=-1).max() < 2.2  # inside the capture volume
@@ -165,13 +166,13 @@ def test_angles_clipped_to_limits() -> None:
     bones = motion.subject_bone_lengths("S1")
     for family in ACTION_FAMILIES:
         take = motion.family_take(family, 200, rng, bones)
-        clipped = motion.clip_to_limits(take.angles)
+        clipped = kinematics.clip_to_limits(take.angles)
         for name, course in clipped.items():
             if name != "root_yaw":
-                lo, hi = motion.dof_limits(name)
+                lo, hi = kinematics.dof_limits(name)
                 assert lo <= course.min() and course.max() <= hi
-    assert motion.JOINT_LIMITS["knee_flex"] == (0.0, 150.0)
-    assert motion.JOINT_LIMITS["hip_flex"] == (-20.0, 120.0)
+    assert kinematics.JOINT_LIMITS["knee_flex"] == (0.0, 150.0)
+    assert kinematics.JOINT_LIMITS["hip_flex"] == (-20.0, 120.0)
 
 
 def test_gt_inside_images(data: dict[str, dict]) -> None:

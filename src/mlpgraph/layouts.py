@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TypeVar
 
 import numpy as np
 
@@ -161,8 +162,13 @@ LAYOUTS: dict[str, SkeletonLayout] = {lay.name: lay for lay in (H36M16, H36M17, 
 MODEL_LAYOUTS = ("h36m16", "h36m17")
 
 
-def get_layout(name: str) -> SkeletonLayout:
-    """The layout called ``name`` (``h36m16``, ``h36m17``, the raw ``h36m32`` or ``mpi3dhp17``)."""
+def get_layout(name: str | SkeletonLayout) -> SkeletonLayout:
+    """The layout called ``name`` (``h36m16``, ``h36m17``, the raw ``h36m32`` or ``mpi3dhp17``).
+
+    A :class:`SkeletonLayout` is returned as it is, so callers may take either.
+    """
+    if isinstance(name, SkeletonLayout):
+        return name
     try:
         return LAYOUTS[name]
     except KeyError:
@@ -182,3 +188,11 @@ def select_joints(array: np.ndarray, source: SkeletonLayout, target: SkeletonLay
     if source is target:
         return array
     return array[..., target.indices_from(source), :]
+
+
+PosesT = TypeVar("PosesT")
+
+
+def root_relative(poses: PosesT, root: int) -> PosesT:
+    """``poses`` (N, J, C) minus their joint ``root``, a numpy array or a torch tensor alike."""
+    return poses - poses[:, root : root + 1]

@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 
 from mlpgraph import __version__
-from mlpgraph.cameras import h36m_cameras_path, load_cameras
+from mlpgraph.cameras import CameraSet, h36m_cameras_path, load_cameras
 from mlpgraph.data import formats, schema
-from mlpgraph.data.projection import centre_on_ground, project_dataset, y_up_to_z_up
+from mlpgraph.data.projection import centre_on_ground, metadata_2d, project_dataset, y_up_to_z_up
 from mlpgraph.errors import UserInputError
 from mlpgraph.io import atomic_path, fingerprint, save_community_npz, sha256_file
 from mlpgraph.layouts import H36M17, get_layout, layout_for_joint_count, select_joints
@@ -123,7 +123,7 @@ def _fetch_files(params: Mapping[str, Any], out: Path, base_dir: Path) -> dict[s
     else:
         positions_3d = _canonical_world(positions_3d, up_axis)
         cameras_json = _cameras_for(positions_3d, cameras)
-        cameras = _camera_set(cameras_json, str(cameras_path))
+        cameras = CameraSet(cameras_json, str(cameras_path))
         save_community_npz(out / schema.RAW_3D, positions_3d=positions_3d)
         origins[schema.RAW_3D] = f"converted from {path_3d} (up axis {up_axis}, sequences centred on the ground)"
         origins[schema.RAW_CAMERAS] = f"from {cameras_path}, subjects without extrinsics given Human3.6M's"
@@ -167,12 +167,6 @@ def _cameras_for(positions_3d: Mapping[str, Any], cameras: Any) -> dict[str, Any
     return content
 
 
-def _camera_set(content: dict[str, Any], source: str) -> Any:
-    from mlpgraph.cameras import CameraSet
-
-    return CameraSet(content, source)
-
-
 def _write_projected_2d(positions_3d: dict[str, dict[str, np.ndarray]], cameras: Any, path: Path) -> None:
     """The gt 2D file made by projection, in h36m17 (or the 3D's own 16 joints)."""
     num_joints = next(iter(next(iter(positions_3d.values())).values())).shape[1]
@@ -181,13 +175,7 @@ def _write_projected_2d(positions_3d: dict[str, dict[str, np.ndarray]], cameras:
     reduced = {
         s: {a: select_joints(seq, source, target) for a, seq in acts.items()} for s, acts in positions_3d.items()
     }
-    positions_2d = project_dataset(reduced, cameras)
-    metadata = {
-        "layout_name": "h36m",
-        "num_joints": target.num_joints,
-        "keypoints_symmetry": [list(target.left_joints), list(target.right_joints)],
-    }
-    save_community_npz(path, positions_2d=positions_2d, metadata=metadata)
+    save_community_npz(path, positions_2d=project_dataset(reduced, cameras), metadata=metadata_2d(target))
 
 
 def _validate_optional(canonical: str, path: Path, layout: Any) -> None:

@@ -24,13 +24,11 @@ from mlpgraph.data.actions import ACTION_FAMILIES, action_family
 from mlpgraph.data.formats import RawDataset, load_raw_dataset
 from mlpgraph.errors import UserInputError
 from mlpgraph.io import atomic_path, fingerprint
-from mlpgraph.layouts import SkeletonLayout
+from mlpgraph.layouts import SkeletonLayout, root_relative
 from mlpgraph.progress import progress
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TRAIN_SUBJECTS = ("S1", "S5", "S6", "S7", "S8")
-DEFAULT_TEST_SUBJECTS = ("S9", "S11")
 JSON_ATTRIBUTES = (
     "subjects",
     "actions",
@@ -104,9 +102,8 @@ def build_arrays(raw: RawDataset) -> tuple[dict[str, np.ndarray], dict[str, list
         camera = raw.cameras.camera(subject, cam_index)
         rows = slice(int(starts[seq]), int(starts[seq] + lengths[seq]))
         cam_3d = camera.world_to_camera(raw.positions_3d[subject][action].astype(np.float64))
-        root_3d = cam_3d[:, root, :]
-        arrays[schema.POSES_3D][rows] = cam_3d - root_3d[:, None, :]
-        arrays[schema.ROOT_3D][rows] = root_3d
+        arrays[schema.POSES_3D][rows] = root_relative(cam_3d, root)
+        arrays[schema.ROOT_3D][rows] = cam_3d[:, root, :]
         arrays[schema.POSES_2D][rows] = camera.normalise(
             raw.positions_2d[subject][action][cam_index].astype(np.float64)
         )
@@ -141,12 +138,17 @@ def build_hdf5(
     out_path: str | os.PathLike[str],
     keypoints: str = "gt",
     layout: str = "h36m16",
-    train_subjects: Sequence[str] = DEFAULT_TRAIN_SUBJECTS,
-    test_subjects: Sequence[str] = DEFAULT_TEST_SUBJECTS,
+    *,
+    train_subjects: Sequence[str],
+    test_subjects: Sequence[str],
     dataset: str = "synthetic",
     params: dict[str, Any] | None = None,
 ) -> Path:
-    """Read and validate ``raw_dir``, write the processed HDF5 file atomically to ``out_path``."""
+    """Read and validate ``raw_dir``, write the processed HDF5 file atomically to ``out_path``.
+
+    The train/test split has no default here: the pipeline takes it from ``params.yaml``
+    (``data.train_subjects``, ``data.test_subjects``).
+    """
     out_path = Path(out_path)
     raw = load_raw_dataset(raw_dir, keypoints=keypoints, layout=layout)
     _check_split(raw, train_subjects, test_subjects)

@@ -6,12 +6,13 @@ their 2D exactly the same way.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from mlpgraph.cameras import CameraSet
-
-Positions3D = dict[str, dict[str, np.ndarray]]
-Positions2D = dict[str, dict[str, list[np.ndarray]]]
+from mlpgraph.data.schema import Positions2D, Positions3D
+from mlpgraph.layouts import SkeletonLayout
 
 
 def project_dataset(positions_3d: Positions3D, cameras: CameraSet) -> Positions2D:
@@ -27,6 +28,15 @@ def project_dataset(positions_3d: Positions3D, cameras: CameraSet) -> Positions2
             for action, seq in actions.items()
         }
     return out
+
+
+def metadata_2d(layout: SkeletonLayout) -> dict[str, Any]:
+    """The ``metadata`` entry of a community 2D file whose sequences are in ``layout``."""
+    return {
+        "layout_name": "h36m",
+        "num_joints": layout.num_joints,
+        "keypoints_symmetry": [list(layout.left_joints), list(layout.right_joints)],
+    }
 
 
 def y_up_to_z_up(points: np.ndarray) -> np.ndarray:

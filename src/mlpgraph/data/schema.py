@@ -24,7 +24,13 @@ Attributes: ``format_version``, ``dataset``, ``keypoints``, ``layout``, ``subjec
 ``params`` (JSON of the parameters used), ``complete`` (True, written last).
 """
 
+from __future__ import annotations
+
+import numpy as np
+
 FORMAT_VERSION = 1
+# Frames per second of the Human3.6M files, of the synthetic motion and so of every processed file.
+FPS = 50
 
 POSES_3D = "poses_3d"
 POSES_2D = "poses_2d"
@@ -49,6 +55,11 @@ PER_SAMPLE_DATASETS = (
     FRAME,
     SEQUENCE,
 )
+
+# The raw files' contents: world 3D {subject: {action: (T, J, 3)}} and per-camera 2D
+# {subject: {action: [(T, J, 2) per camera]}}.
+Positions3D = dict[str, dict[str, np.ndarray]]
+Positions2D = dict[str, dict[str, list[np.ndarray]]]
 
 # Raw directory (fetch's output): canonical file names, whatever the user's files were called.
 RAW_3D = "data_3d_h36m.npz"

@@ -21,12 +21,12 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from scipy.signal import lfilter
 
 from mlpgraph.cameras import h36m_cameras_path, load_cameras, project_to_pixels, world_to_camera
+from mlpgraph.data import schema
 from mlpgraph.data.actions import ACTION_FAMILIES
 from mlpgraph.data.motion import (
     blend_takes,
@@ -36,7 +36,7 @@ from mlpgraph.data.motion import (
     segment_weights,
     subject_bone_lengths,
 )
-from mlpgraph.data.projection import project_dataset
+from mlpgraph.data.projection import metadata_2d, project_dataset
 from mlpgraph.errors import UserInputError
 from mlpgraph.io import atomic_path, save_community_npz
 from mlpgraph.layouts import H36M17, H36M32, MPI3DHP17, SkeletonLayout, get_layout, select_joints
@@ -296,17 +296,13 @@ def generate(
         for s, acts in gt.items()
     }
     logger.info("synthetic %s: 2D in %.1f s", scale, time.perf_counter() - started)
-    metadata: dict[str, Any] = {
-        "layout_name": "h36m",
-        "num_joints": lay_2d.num_joints,
-        "keypoints_symmetry": [list(lay_2d.left_joints), list(lay_2d.right_joints)],
-    }
+    metadata = metadata_2d(lay_2d)
     paths = {
-        "data_3d_h36m": out / "data_3d_h36m.npz",
-        "data_2d_h36m_gt": out / "data_2d_h36m_gt.npz",
-        "data_2d_h36m_hr": out / "data_2d_h36m_hr.npz",
-        "data_test_3dhp": out / "data_test_3dhp.npz",
-        "cameras": out / "cameras.json",
+        "data_3d_h36m": out / schema.RAW_3D,
+        "data_2d_h36m_gt": out / schema.raw_2d_name("gt"),
+        "data_2d_h36m_hr": out / schema.raw_2d_name("hr"),
+        "data_test_3dhp": out / schema.RAW_3DHP_PSTMO,
+        "cameras": out / schema.RAW_CAMERAS,
     }
     positions_3d = {
         s: {a: select_joints(x, H36M32, lay_3d) for a, x in acts.items()} for s, acts in positions.items()

@@ -15,7 +15,7 @@ from typing import Any
 from torch import nn
 
 from mlpgraph.errors import UserInputError
-from mlpgraph.layouts import SkeletonLayout
+from mlpgraph.layouts import SkeletonLayout, get_layout
 from mlpgraph.models.baselines import HighOrderGCN, ModulatedGCN, SemGCN, WeightUnsharingGCN
 from mlpgraph.models.refine import PoseRefinement
 from mlpgraph.models.release import mlpgraph_from_release, refine_from_release
@@ -86,7 +86,7 @@ def build_model(name: str, layout: str | SkeletonLayout = "h36m16", **overrides:
         spec = REGISTRY[name]
     except KeyError:
         raise UserInputError(f"unknown model {name!r}; expected one of {model_names()}") from None
-    layout_name = layout.name if isinstance(layout, SkeletonLayout) else layout
+    layout_name = get_layout(layout).name
     kwargs = {**spec.defaults, **overrides}
     try:
         return spec.factory(layout=layout_name, **kwargs)

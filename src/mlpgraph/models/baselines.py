@@ -54,8 +54,9 @@ ConvFactory = Callable[[int, int, bool], nn.Module]
 """make(in_channels, out_channels, is_output) -> graph conv layer."""
 
 
-def _resolve_layout(layout: str | SkeletonLayout) -> SkeletonLayout:
-    return layout if isinstance(layout, SkeletonLayout) else get_layout(layout)
+def _config(layout: SkeletonLayout, hid_dim: int, num_blocks: int, dropout: float, **extra: Any) -> dict[str, Any]:
+    """A baseline's ``config``: its constructor arguments, the layout by name."""
+    return {"layout": layout.name, "hid_dim": hid_dim, "num_blocks": num_blocks, **extra, "dropout": dropout}
 
 
 def semgcn_groups(layout: SkeletonLayout) -> tuple[tuple[str, ...], ...]:
@@ -157,7 +158,7 @@ class SemGCN(_ResidualGraphNet):
         non_local: bool = False,
         dropout: float = 0.0,
     ) -> None:
-        lay = _resolve_layout(layout)
+        lay = get_layout(layout)
         adj = lay.adjacency(self_loops=True)
         groups = group_index(lay, semgcn_groups(lay)) if non_local else None
 
@@ -165,13 +166,7 @@ class SemGCN(_ResidualGraphNet):
             return SemGraphConv(cin, cout, adj)
 
         super().__init__(lay, make, hid_dim, hid_dim, num_blocks, dropout, groups)
-        self.config: dict[str, Any] = {
-            "layout": lay.name,
-            "hid_dim": hid_dim,
-            "num_blocks": num_blocks,
-            "non_local": non_local,
-            "dropout": dropout,
-        }
+        self.config: dict[str, Any] = _config(lay, hid_dim, num_blocks, dropout, non_local=non_local)
 
 
 class HighOrderGCN(_ResidualGraphNet):
@@ -188,19 +183,14 @@ class HighOrderGCN(_ResidualGraphNet):
         num_blocks: int = 4,
         dropout: float = 0.0,
     ) -> None:
-        lay = _resolve_layout(layout)
+        lay = get_layout(layout)
         adj = lay.row_normalised_adjacency(self_loops=False)
 
         def make(cin: int, cout: int, is_output: bool) -> nn.Module:
             return HGraphConv(cin, cout, adj, aggregate="sum" if is_output else "concat")
 
         super().__init__(lay, make, hid_dim, HGraphConv.orders * hid_dim, num_blocks, dropout)
-        self.config: dict[str, Any] = {
-            "layout": lay.name,
-            "hid_dim": hid_dim,
-            "num_blocks": num_blocks,
-            "dropout": dropout,
-        }
+        self.config: dict[str, Any] = _config(lay, hid_dim, num_blocks, dropout)
 
 
 class WeightUnsharingGCN(_ResidualGraphNet):
@@ -219,19 +209,14 @@ class WeightUnsharingGCN(_ResidualGraphNet):
         num_blocks: int = 4,
         dropout: float = 0.0,
     ) -> None:
-        lay = _resolve_layout(layout)
+        lay = get_layout(layout)
         adj = lay.row_normalised_adjacency(self_loops=True)
 
         def make(cin: int, cout: int, is_output: bool) -> nn.Module:
             return DecouplePreAggGraphConv(cin, cout, adj)
 
         super().__init__(lay, make, hid_dim, hid_dim, num_blocks, dropout)
-        self.config: dict[str, Any] = {
-            "layout": lay.name,
-            "hid_dim": hid_dim,
-            "num_blocks": num_blocks,
-            "dropout": dropout,
-        }
+        self.config: dict[str, Any] = _config(lay, hid_dim, num_blocks, dropout)
 
 
 def modulated_base_adjacency(layout: SkeletonLayout) -> np.ndarray:
@@ -251,16 +236,11 @@ class ModulatedGCN(_ResidualGraphNet):
         num_blocks: int = 4,
         dropout: float = 0.0,
     ) -> None:
-        lay = _resolve_layout(layout)
+        lay = get_layout(layout)
         adj = modulated_base_adjacency(lay)
 
         def make(cin: int, cout: int, is_output: bool) -> nn.Module:
             return ModulatedGraphConv(cin, cout, adj)
 
         super().__init__(lay, make, hid_dim, hid_dim, num_blocks, dropout)
-        self.config: dict[str, Any] = {
-            "layout": lay.name,
-            "hid_dim": hid_dim,
-            "num_blocks": num_blocks,
-            "dropout": dropout,
-        }
+        self.config: dict[str, Any] = _config(lay, hid_dim, num_blocks, dropout)

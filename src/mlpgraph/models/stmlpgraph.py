@@ -168,7 +168,7 @@ class MLPGraph(nn.Module):
         aggregation: str = "diagonal",
     ) -> None:
         super().__init__()
-        lay = layout if isinstance(layout, SkeletonLayout) else get_layout(layout)
+        lay = get_layout(layout)
         if not isinstance(frames, int) or frames < 1 or frames % 2 == 0:
             raise ValueError(f"frames must be a positive odd integer (2*pad + 1), got {frames!r}")
         for name, value in (
