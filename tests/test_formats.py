@@ -366,8 +366,8 @@ def test_real_mocap_fixture_reads() -> None:
 
 # --- MPI-INF-3DHP test files -------------------------------------------------------------------
 
-IDX_3DHP_TO_H36M16 = [14, 8, 9, 10, 11, 12, 13, 15, 1, 0, 5, 6, 7, 2, 3, 4]  # model.md
-IDX_3DHP_TO_H36M17 = [14, 8, 9, 10, 11, 12, 13, 15, 1, 16, 0, 5, 6, 7, 2, 3, 4]  # model.md
+IDX_3DHP_TO_H36M16 = [14, 8, 9, 10, 11, 12, 13, 15, 1, 0, 5, 6, 7, 2, 3, 4]  # docs/model.md
+IDX_3DHP_TO_H36M17 = [14, 8, 9, 10, 11, 12, 13, 15, 1, 16, 0, 5, 6, 7, 2, 3, 4]  # docs/model.md
 
 
 def _pstmo_sequence(frames: int, rng: np.random.Generator, width: int, height: int) -> dict:

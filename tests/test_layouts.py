@@ -1,4 +1,4 @@
-"""Skeleton layouts against the tables of data.md."""
+"""Skeleton layouts against the tables of docs/data.md ("Skeleton layouts")."""
 
 import numpy as np
 import pytest

@@ -1,6 +1,6 @@
 """Cameras: the Human3.6M camera file, rigid transforms, distorted projection, screen normalisation.
 
-Conventions (``data.md``): orientation is the camera-to-world rotation as a (w, x, y, z)
+Conventions (docs/data.md, "Cameras"): orientation is the camera-to-world rotation as a (w, x, y, z)
 quaternion, translation the camera centre in world millimetres (stored here in metres).
 ``X_cam = R^T (X_world - t)``. Everything is vectorised over leading axes (frames, joints).
 """

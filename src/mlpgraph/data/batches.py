@@ -5,7 +5,7 @@ vectorised gather ``poses_2d[clamp(idx[:, None] + arange(-pad, pad + 1))]``, cla
 the target's own sequence so that windows repeat the edge frame instead of crossing into a
 neighbouring sequence. No window is ever materialised for the whole data set (243 frames x 1.5 M
 samples would not fit in memory) and no per-sample Python code runs. See
-``design/pipeline.md`` ("Speed and memory") and :mod:`mlpgraph.data.schema` for the file contract.
+:mod:`mlpgraph.data.schema` for the file contract.
 """
 
 from __future__ import annotations

@@ -59,19 +59,19 @@ REGISTRY: dict[str, ModelSpec] = {
 
 # The configurations of the paper's comparison, by the name benchmarks and reports show.
 PAPER_CONFIGS: dict[str, PaperConfig] = {
-    "mlpgraph_f1": PaperConfig("mlpgraph", {}, 627_763, "model.md (release, T=1, C=S=128, D=256, L=3)"),
+    "mlpgraph_f1": PaperConfig("mlpgraph", {}, 627_763, "docs/model.md (release, T=1, C=S=128, D=256, L=3)"),
     "mlpgraph_f243": PaperConfig(
         "mlpgraph",
         {"frames": 243, "hid_dim": 384, "spatial_hid_dim": 384, "channel_hid_dim": 768},
         5_604_915,
-        "model.md (release, T=243, C=S=384, D=768, L=3)",
+        "docs/model.md (release, T=243, C=S=384, D=768, L=3)",
     ),
     "semgcn": PaperConfig("semgcn", {}, 270_000, "SemGCN README (0.27M)"),
     "semgcn_nonlocal": PaperConfig("semgcn_nonlocal", {}, 430_000, "SemGCN README (0.43M)"),
     "hgcn": PaperConfig("hgcn", {}, 1_200_000, "HGCN README (1.20M)"),
     "wugcn": PaperConfig("wugcn", {}, 4_220_000, "Modulated GCN abstract (4.22M weight-unsharing GCN)"),
     "modgcn": PaperConfig("modgcn", {}, 290_000, "Modulated GCN README (0.29M)"),
-    "refine": PaperConfig("refine", {}, 132_128, "model.md (refinement module, J=16)"),
+    "refine": PaperConfig("refine", {}, 132_128, "docs/model.md (refinement module, J=16)"),
 }
 
 

@@ -1,4 +1,4 @@
-"""The four graph baselines on SemGCN's residual skeleton (baselines.md §1-4).
+"""The four graph baselines on SemGCN's residual skeleton (docs/baselines.md §1-4).
 
 All four share one structure: input graph conv (2 -> hidden) + BN + ReLU, ``num_blocks``
 residual blocks x + GC(GC(x)) (each GC followed by BN + ReLU, no activation after the sum), and a
@@ -144,7 +144,7 @@ class _ResidualGraphNet(nn.Module):
 
 
 class SemGCN(_ResidualGraphNet):
-    """SemGCN (Zhao et al. CVPR'19; baselines.md §1): SemGraphConv on the mask of A+I.
+    """SemGCN (Zhao et al. CVPR'19; docs/baselines.md §1): SemGraphConv on the mask of A+I.
 
     With ``non_local=True`` a GraphNonLocal block follows the input layer and every residual
     block (the table's 40.78 variant), pooling over :func:`semgcn_groups`.
@@ -170,7 +170,7 @@ class SemGCN(_ResidualGraphNet):
 
 
 class HighOrderGCN(_ResidualGraphNet):
-    """High-order GCN (Zou et al. BMVC'20; baselines.md §2): HGraphConv over walk orders 0..3.
+    """High-order GCN (Zou et al. BMVC'20; docs/baselines.md §2): HGraphConv over walk orders 0..3.
 
     Hidden layers concatenate the four orders, so every hidden tensor is 4·hid_dim wide (384 at
     the default hid_dim 96); the output layer sums them.
@@ -194,7 +194,7 @@ class HighOrderGCN(_ResidualGraphNet):
 
 
 class WeightUnsharingGCN(_ResidualGraphNet):
-    """Weight-unsharing GCN (Liu et al. ECCV'20; baselines.md §3), as Any-GCN's ``dc_preagg``.
+    """Weight-unsharing GCN (Liu et al. ECCV'20; docs/baselines.md §3), as Any-GCN's ``dc_preagg``.
 
     Assumption: which of Liu et al.'s variants gives the cited 37.83 mm is not stated anywhere
     read; the decoupled per-node (pre-aggregation) variant is chosen because at hid 128, 4 blocks
@@ -220,14 +220,14 @@ class WeightUnsharingGCN(_ResidualGraphNet):
 
 
 def modulated_base_adjacency(layout: SkeletonLayout) -> np.ndarray:
-    """Modulated-GCN's fixed A: D^-1 A without self-loops, then the diagonal set to 1 (baselines.md §6)."""
+    """Modulated-GCN's fixed A: D^-1 A without self-loops, then the diagonal set to 1 (docs/baselines.md §6)."""
     adj = layout.row_normalised_adjacency(self_loops=False).copy()
     np.fill_diagonal(adj, 1.0)
     return adj
 
 
 class ModulatedGCN(_ResidualGraphNet):
-    """Modulated GCN (Zou & Tang ICCV'21, GT code; baselines.md §4): ModulatedGraphConv, M init 1."""
+    """Modulated GCN (Zou & Tang ICCV'21, GT code; docs/baselines.md §4): ModulatedGraphConv, M init 1."""
 
     def __init__(
         self,

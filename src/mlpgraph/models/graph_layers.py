@@ -2,7 +2,7 @@
 
 Every layer maps node features X of shape (B, J, Cin) to (B, J, Cout) with a fixed J x J graph
 that the caller derives from a :class:`~mlpgraph.layouts.SkeletonLayout`. Formulas follow
-``shared/design/baselines.md`` (sections 1-4 and 6); notation: diag(S) keeps the diagonal of S,
+docs/baselines.md (sections 1-4 and 6); notation: diag(S) keeps the diagonal of S,
 off(S) zeroes it, ⊙ is the element-wise product. Weight tensors of rank > 2 are initialised with
 ``xavier_uniform_`` on the whole tensor (gain 1.414), as the original code does, so torch's fan
 convention for such tensors applies.
@@ -53,7 +53,7 @@ def _decoupled_aggregate(adj: torch.Tensor, h0: torch.Tensor, h1: torch.Tensor) 
 
 
 class SemGraphConv(nn.Module):
-    """SemGCN's semantic graph convolution (Zhao et al. 2019; baselines.md §1).
+    """SemGCN's semantic graph convolution (Zhao et al. 2019; docs/baselines.md §1).
 
     Â = row-softmax of L, with L_ij = e_ij on the support of ``adj`` (self-loops included) and
     -9e15 elsewhere, one learnable logit e per nonzero entry (row-major order), all 1 at init.
@@ -88,7 +88,7 @@ class SemGraphConv(nn.Module):
 
 
 def walk_support_masks(adj: np.ndarray | torch.Tensor, orders: int = 4) -> torch.Tensor:
-    """HGCN's masks m_k = (A^k > 0), k = 0..orders-1, for A = D^-1 A without self-loops (baselines.md §2).
+    """HGCN's masks m_k = (A^k > 0), k = 0..orders-1, for A = D^-1 A without self-loops (docs/baselines.md §2).
 
     m_k is the support of walks of length k: m2 covers distances 0 and 2, m3 distances 1 and 3.
     Returns a bool tensor (orders, J, J).
@@ -103,7 +103,7 @@ def walk_support_masks(adj: np.ndarray | torch.Tensor, orders: int = 4) -> torch
 
 
 class HGraphConv(nn.Module):
-    """High-order graph convolution of HGCN (Zou et al. 2020; baselines.md §2).
+    """High-order graph convolution of HGCN (Zou et al. 2020; docs/baselines.md §2).
 
     For k = 0..3: Â_k = row-softmax of logits e_k on the walk-support mask m_k (-9e15 elsewhere),
     out_k = Â_k·(X W_k). ``aggregate="concat"`` (hidden layers) returns [out_0|out_1|out_2|out_3] + b
@@ -187,7 +187,7 @@ class DecouplePreAggGraphConv(nn.Module):
 
 
 class ModulatedGraphConv(nn.Module):
-    """Modulated graph convolution (Zou & Tang 2021, GT code; baselines.md §4).
+    """Modulated graph convolution (Zou & Tang 2021, GT code; docs/baselines.md §4).
 
     Ã = (A + Q + (A + Q)ᵀ)/2 with A the fixed base (row-normalised skeleton, diagonal 1) and Q a
     learnable (J, J) affinity over all pairs (init 1e-6); M (J, Cout) modulates each node's
@@ -234,7 +234,7 @@ def group_index(layout: SkeletonLayout, groups: Sequence[Sequence[str]]) -> torc
 
 
 class GraphNonLocal(nn.Module):
-    """SemGCN's non-local block over joints with max-pooled joint groups (baselines.md §1).
+    """SemGCN's non-local block over joints with max-pooled joint groups (docs/baselines.md §1).
 
     Concatenation-form 1-D non-local block with C/2 inter-channels: θ, φ, g are per-joint linear
     maps (1x1 convolutions); φ and g are max-pooled over each joint group (SemGCN: 8 pairs, pool 2).

@@ -1,4 +1,4 @@
-"""Import (and export) the original MLP-Graph release's state dicts (design/model.md).
+"""Import (and export) the original MLP-Graph release's state dicts (docs/model.md, "MLP-Graph").
 
 The release names its tensors ``to_patch_embedding.*``, ``gconv_layers.mixer_blocks.{i}...``,
 ``gconv_layers.layer_norm.*``, ``gconv_layers.mlp_head.0.*`` and, for the refinement,

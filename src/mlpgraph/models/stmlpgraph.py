@@ -1,4 +1,4 @@
-"""The Spatio-Temporal MLP-Graph lifting network (design/model.md, "MLP-Graph").
+"""The Spatio-Temporal MLP-Graph lifting network (docs/model.md, "MLP-Graph").
 
 2D keypoints of a T-frame window, (N, T, J, 2) in normalised screen coordinates, go to the
 root-relative 3D pose of the centre frame, (N, J, 3). Each joint's trajectory is one token
@@ -101,7 +101,7 @@ class WeightedJacobiConv(nn.Module):
 
 
 class MixerBlock(nn.Module):
-    """H <- H + JointMLP(LN(H)); H <- H + GraphBlock(H, X0) (design/model.md, step 2)."""
+    """H <- H + JointMLP(LN(H)); H <- H + GraphBlock(H, X0) (docs/model.md, "MLP-Graph", step 2)."""
 
     def __init__(
         self,
