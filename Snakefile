@@ -2,8 +2,9 @@
 
 Stages, commands, dependencies and outputs come from dvc.yaml (resolved by DVC itself, see
 mlpgraph.workflow); this file only adds what Snakemake alone has: threads, resources, logs and
-the `all` target; a training stage given more than one GPU runs its command under torchrun
-(launch_command; dvc.lock keeps the dvc.yaml command). Each rule also takes a stamp that is
+the `all` target. params.yaml is checked first: a mistake there, or a `--config` value, ends the
+run with one line and exit status 2. A training stage given more than one GPU runs its command
+under torchrun (launch_command; dvc.lock keeps the dvc.yaml command). Each rule also takes a stamp that is
 touched when dvc.lock says the stage's command, dependencies or parameters changed, so both
 engines rerun the same stages. After a successful job the rule touches a marker; the onsuccess
 (and onerror) handler records exactly the stages that ran in dvc.lock (`dvc commit -f
@@ -20,13 +21,13 @@ from mlpgraph.workflow import (
     done_marker,
     is_directory_output,
     launch_command,
-    load_stage_table,
     refresh_stamps,
+    snakemake_stage_table,
 )
 
 min_version("8.20")
 
-STAGES = load_stage_table(workflow.basedir)
+STAGES = snakemake_stage_table(workflow.basedir, config)
 STAMPS = refresh_stamps(STAGES, workflow.basedir)
 os.makedirs(os.path.join(workflow.basedir, DONE_DIR), exist_ok=True)
 

@@ -21,12 +21,14 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from mlpgraph.errors import UserInputError
 from mlpgraph.params import get, load_params, read_yaml
 
 DEFAULT_RESOURCES = {"threads": 1, "mem_mb": 2000, "runtime": 30, "gpu": 0}
@@ -73,10 +75,40 @@ def is_directory_output(path: str) -> bool:
     return Path(path).suffix == ""
 
 
+def snakemake_stage_table(root: str | os.PathLike[str], config: Mapping[str, Any]) -> list[StageSpec]:
+    """The stage table for the ``Snakefile``; a user mistake ends Snakemake with one line and exit status 2.
+
+    Parameters live in ``params.yaml`` alone (DVC records and compares them there), so values given
+    with ``snakemake --config`` are refused rather than silently ignored.
+    """
+    try:
+        if config:
+            keys = ", ".join(sorted(config))
+            raise UserInputError(
+                f"snakemake --config {keys}: parameters are read from params.yaml only; set them there "
+                "(or run `dvc exp run -S KEY=VALUE`)"
+            )
+        return load_stage_table(root)
+    except UserInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def check_resources(params: Mapping[str, Any], families: set[str], params_path: Path) -> None:
+    """Every ``resources`` entry names ``default`` or a stage family of the table."""
+    for name in get(params, "resources", {}) or {}:
+        if name != "default" and name not in families:
+            raise UserInputError(
+                f"{params_path}: resources.{name}: no stage of that name (stages: {', '.join(sorted(families))})"
+            )
+
+
 def stage_resources(family: str, params: Mapping[str, Any]) -> dict[str, int]:
     """Threads and resources for a stage family: defaults, ``resources.default``, then ``resources.<family>``."""
     table = get(params, "resources", {}) or {}
-    merged = {**DEFAULT_RESOURCES, **(table.get("default") or {}), **(table.get(family) or {})}
+    merged = dict(DEFAULT_RESOURCES)
+    for entry in (table.get("default") or {}, table.get(family) or {}):
+        merged.update({key: value for key, value in entry.items() if value is not None})
     return {key: int(value) for key, value in merged.items()}
 
 
@@ -112,6 +144,7 @@ def load_stage_table(root: str | os.PathLike[str] = ".") -> list[StageSpec]:
                     resources=stage_resources(family, params),
                 )
             )
+    check_resources(params, {spec.family for spec in specs}, root / PARAMS_FILE)
     outputs = [out for spec in specs for out in spec.outs]
     return [replace(spec, inputs=expand_folders(spec.deps, outputs)) for spec in specs]
 
