@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-import mlpgraph.training as training
+import mlpgraph.training.checkpointing as checkpointing
 from mlpgraph import distributed
 from mlpgraph.data.batches import PoseArrays
 from mlpgraph.models import build_model
@@ -50,7 +50,7 @@ CASES: dict[str, tuple[dict[str, Any], bool, bool]] = {
 def case_recipe(case: str) -> Recipe:
     """The recipe of ``case``: the GT recipe at lr 5e-3 on CPU with the case's overrides."""
     overrides, _, _ = CASES[case]
-    return Recipe.gt(**{"lr": 5e-3, "device": "cpu", **overrides})
+    return Recipe(**{"lr": 5e-3, "device": "cpu", **overrides})
 
 
 def case_networks(case: str) -> tuple[nn.Module, nn.Module | None]:
@@ -160,13 +160,13 @@ def main(argv: list[str] | None = None) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / f"pid.rank{rank}").write_text(str(os.getpid()))
         saved: list[str] = []
-        original_save = training.save_checkpoint
+        original_save = checkpointing.save_checkpoint
 
         def recording_save(path: Any, *rest: Any, **kwargs: Any) -> Path:
             saved.append(Path(path).name)
             return original_save(path, *rest, **kwargs)
 
-        training.save_checkpoint = recording_save  # every checkpoint write of train() goes through it
+        checkpointing.save_checkpoint = recording_save  # every checkpoint write of train() goes through it
         for case in args.cases:
             if case == "batchnorm":
                 check_batchnorm(args.out)

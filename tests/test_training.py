@@ -21,23 +21,9 @@ from mlpgraph.checkpoints import load_checkpoint, networks_from_checkpoint
 from mlpgraph.data.batches import flip_poses
 from mlpgraph.errors import UserInputError
 from mlpgraph.layouts import get_layout
-from mlpgraph.models.refine import mean_bone_lengths
-from mlpgraph.training import (
-    BEST,
-    BEST_PENDING,
-    FINAL,
-    LAST,
-    Recipe,
-    TrainingDiverged,
-    lifted_estimate,
-    lifting_loss,
-    lr_after_epoch,
-    mpjpe_loss,
-    refinement_loss,
-    root_zeroed,
-    symmetry_penalty,
-    train,
-)
+from mlpgraph.models.refine import lifted_estimate, mean_bone_lengths, root_relative
+from mlpgraph.training import BEST, BEST_PENDING, FINAL, LAST, Recipe, TrainingDiverged, lr_after_epoch, train
+from mlpgraph.training.losses import lifting_loss, mpjpe_loss, refinement_loss, symmetry_penalty
 from tests.train_worker import PAD, build_networks, make_data
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,13 +46,17 @@ def _snapshot(module: nn.Module) -> dict[str, torch.Tensor]:
 
 
 # ------------------------------------------------------------------------------------ recipe
-def test_recipe_constructors():
-    gt, hr = Recipe.gt(), Recipe.hr()
+# The release's recipe for detected (HRNet) 2D inputs: lr 5e-3, x0.90 every 4th epoch.
+HR_RECIPE = Recipe(lr=5e-3, lr_decay=0.90, large_decay_epoch=4, detected=True)
+
+
+def test_recipe_defaults_and_round_trip():
+    gt = Recipe()  # the defaults are the release's recipe for ground-truth 2D inputs
     assert (gt.lr, gt.lr_decay, gt.lr_decay_large, gt.large_decay_epoch, gt.detected) == (1e-3, 0.95, 0.5, 5, False)
-    assert (hr.lr, hr.lr_decay, hr.large_decay_epoch, hr.detected) == (5e-3, 0.90, 4, True)
     assert (gt.epochs, gt.batch_size, gt.seed, gt.l1_weight, gt.flip_augment) == (50, 256, 1, 0.01, True)
-    assert Recipe.from_dict(json.loads(json.dumps(hr.to_dict()))) == hr
-    assert Recipe.gt(epochs=3).epochs == 3
+    assert Recipe.from_dict(json.loads(json.dumps(HR_RECIPE.to_dict()))) == HR_RECIPE
+    with pytest.raises(UserInputError, match="unknown field 'lr_rate'"):
+        Recipe.from_dict({"lr_rate": 1e-3})
     with pytest.raises(UserInputError, match="refine_mode"):
         Recipe(refine_mode="both")
 
@@ -98,7 +88,7 @@ HR_TABLE = [
 ]
 
 
-@pytest.mark.parametrize(("recipe", "table"), [(Recipe.gt(), GT_TABLE), (Recipe.hr(), HR_TABLE)], ids=["gt", "hr"])
+@pytest.mark.parametrize(("recipe", "table"), [(Recipe(), GT_TABLE), (HR_RECIPE, HR_TABLE)], ids=["gt", "hr"])
 def test_lr_schedule_table(recipe: Recipe, table):
     lr = recipe.lr
     for epoch, factor, expected in table:
@@ -143,7 +133,7 @@ def _run(data, tmp: Path, recipe: Recipe, refine: bool = False, seed: int = 1, *
 
 
 def test_loss_falls(data, tmp_path):
-    result, _, _ = _run(data, tmp_path, Recipe.gt(epochs=4, batch_size=32, lr=5e-3, device="cpu"))
+    result, _, _ = _run(data, tmp_path, Recipe(epochs=4, batch_size=32, lr=5e-3, device="cpu"))
     losses = [record["loss"] for record in result.history]
     assert [record["epoch"] for record in result.history] == [1, 2, 3, 4]
     assert losses[-1] < 0.6 * losses[0] and all(b < a for a, b in itertools.pairwise(losses))
@@ -153,15 +143,15 @@ def test_loss_falls(data, tmp_path):
 
 
 def test_determinism(data, tmp_path):
-    recipe = Recipe.gt(epochs=2, batch_size=32, lr=5e-3, refine=True, device="cpu")
+    recipe = Recipe(epochs=2, batch_size=32, lr=5e-3, refine=True, device="cpu")
     first, model_a, ref_a = _run(data, tmp_path / "a", recipe, refine=True)
     second, model_b, ref_b = _run(data, tmp_path / "b", recipe, refine=True)
     assert first.history == second.history
     assert _states_equal(model_a, model_b) and _states_equal(ref_a, ref_b)
-    other, model_c, _ = _run(data, tmp_path / "c", Recipe.gt(**{**recipe.to_dict(), "seed": 2}), refine=True, seed=2)
+    other, model_c, _ = _run(data, tmp_path / "c", Recipe(**{**recipe.to_dict(), "seed": 2}), refine=True, seed=2)
     assert other.history != first.history and not _states_equal(model_a, model_c)
     # the training seed alone (same initial weights) changes the shuffle, flips and dropout
-    shuffled, model_d, _ = _run(data, tmp_path / "d", Recipe.gt(**{**recipe.to_dict(), "seed": 2}), refine=True)
+    shuffled, model_d, _ = _run(data, tmp_path / "d", Recipe(**{**recipe.to_dict(), "seed": 2}), refine=True)
     assert shuffled.history != first.history and not _states_equal(model_a, model_d)
 
 
@@ -211,7 +201,7 @@ def test_resume_after_sigkill_is_exact(tmp_path):
 
 
 def test_finished_run_returns_and_settles_pending_best(data, tmp_path):
-    recipe = Recipe.gt(epochs=2, batch_size=64, device="cpu")
+    recipe = Recipe(epochs=2, batch_size=64, device="cpu")
     scores = iter([50.0, 40.0])
     first, model, _ = _run(data, tmp_path, recipe, evaluate=lambda m, r: {"P1": next(scores)})
     # a kill between last.pt (which records best epoch 2) and the rename of the staged best.pt
@@ -234,7 +224,7 @@ def test_best_and_final_selection(data, tmp_path):
         weights[len(weights) + 1] = _snapshot(model)
         return {"P1": next(scores), "P2": 1.0}
 
-    recipe = Recipe.gt(epochs=3, batch_size=64, device="cpu")
+    recipe = Recipe(epochs=3, batch_size=64, device="cpu")
     result, model, _ = _run(
         data,
         tmp_path,
@@ -258,14 +248,14 @@ def test_best_and_final_selection(data, tmp_path):
 
 
 def test_resume_refuses_other_recipe_or_model(data, tmp_path):
-    recipe = Recipe.gt(epochs=1, batch_size=64, device="cpu")
+    recipe = Recipe(epochs=1, batch_size=64, device="cpu")
     _run(data, tmp_path, recipe)
     with pytest.raises(UserInputError, match=r"recipe\.lr is 0\.001 in the checkpoint but 0\.002 now"):
-        _run(data, tmp_path, Recipe.gt(epochs=1, batch_size=64, lr=2e-3, device="cpu"))
+        _run(data, tmp_path, Recipe(epochs=1, batch_size=64, lr=2e-3, device="cpu"))
     with pytest.raises(UserInputError, match="model config hid_dim is 16 in the checkpoint but 32 now"):
         train(build_networks_wider(), data, recipe, tmp_path, PAD)
     with pytest.raises(UserInputError, match="refine"):
-        _run(data, tmp_path, Recipe.gt(epochs=1, batch_size=64, refine=True, device="cpu"), refine=True)
+        _run(data, tmp_path, Recipe(epochs=1, batch_size=64, refine=True, device="cpu"), refine=True)
 
 
 def build_networks_wider() -> nn.Module:
@@ -286,7 +276,7 @@ def test_divergence_guard_keeps_last_checkpoint(data, tmp_path):
         return output * float("nan") if calls["n"] == 7 else output
 
     model.register_forward_hook(inject)
-    recipe = Recipe.gt(epochs=3, batch_size=32, device="cpu")
+    recipe = Recipe(epochs=3, batch_size=32, device="cpu")
     with pytest.raises(TrainingDiverged, match=r"epoch 2, batch 2/5.*non-finite.*epoch 1\) was kept"):
         train(model, data, recipe, tmp_path, PAD)
     assert hashlib.sha256((tmp_path / LAST).read_bytes()).hexdigest() == seen["sha"]
@@ -296,7 +286,7 @@ def test_divergence_guard_keeps_last_checkpoint(data, tmp_path):
 
 def test_divergence_guard_explosion(data, tmp_path):
     with pytest.raises(TrainingDiverged, match=r"epoch 1, batch \d+/5: .*(above max_loss|non-finite).*no checkpoint"):
-        _run(data, tmp_path, Recipe.gt(epochs=2, batch_size=32, lr=1e6, max_loss=10.0, device="cpu"))
+        _run(data, tmp_path, Recipe(epochs=2, batch_size=32, lr=1e6, max_loss=10.0, device="cpu"))
     assert not (tmp_path / LAST).exists()
 
 
@@ -308,7 +298,7 @@ def test_refinement_loss_reaches_main_network(data):
     windows, target = data.batch(indices, PAD, flip=flip)
     pred = model(windows)
     lifted = lifted_estimate(data, indices, windows, pred, PAD, flipped=flip)
-    refinement_loss(refine(pred, lifted), root_zeroed(target, data.layout), data.layout).backward()
+    refinement_loss(refine(pred, lifted), root_relative(target, get_layout(data.layout).root), data.layout).backward()
     assert all(p.grad is not None for p in refine.parameters())
     assert model.head.weight.grad is not None and model.head.weight.grad.abs().sum() > 0
     # a flipped sample's X~ is the unflipped one's, mirrored: the flip mask reaches the principal point
@@ -326,7 +316,7 @@ def test_refinement_loss_reaches_main_network(data):
 
 
 def test_joint_refinement_trains_both(data, tmp_path):
-    recipe = Recipe.gt(epochs=1, batch_size=32, refine=True, device="cpu")
+    recipe = Recipe(epochs=1, batch_size=32, refine=True, device="cpu")
     model, refine = build_networks(refine=True)
     before_model, before_refine = _snapshot(model), _snapshot(refine)
     result = train(model, data, recipe, tmp_path, PAD, refine=refine)
@@ -345,7 +335,7 @@ def test_joint_refinement_trains_both(data, tmp_path):
 
 
 def test_two_stage_freezes_main_network(data, tmp_path):
-    recipe = Recipe.gt(epochs=2, batch_size=32, refine=True, refine_mode="two_stage", device="cpu")
+    recipe = Recipe(epochs=2, batch_size=32, refine=True, refine_mode="two_stage", device="cpu")
     model, refine = build_networks(refine=True)
     before_model, before_refine = _snapshot(model), _snapshot(refine)
     result = train(model, data, recipe, tmp_path, PAD, refine=refine)
@@ -356,7 +346,7 @@ def test_two_stage_freezes_main_network(data, tmp_path):
 
 
 def test_estimated_root_depth_runs(data, tmp_path):
-    recipe = Recipe.gt(epochs=1, batch_size=32, refine=True, root_depth="estimated", device="cpu")
+    recipe = Recipe(epochs=1, batch_size=32, refine=True, root_depth="estimated", device="cpu")
     result, _, _ = _run(data, tmp_path, recipe, refine=True)
     assert torch.isfinite(torch.tensor(result.history[0]["loss_refine"]))
     with pytest.raises(UserInputError, match="no refinement network"):
@@ -365,7 +355,7 @@ def test_estimated_root_depth_runs(data, tmp_path):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA not available")
 def test_cuda_amp_runs_and_resumes(data, tmp_path):
-    recipe = Recipe.gt(epochs=2, batch_size=32, refine=True, amp=True, device="cuda")
+    recipe = Recipe(epochs=2, batch_size=32, refine=True, amp=True, device="cuda")
     result, model, refine = _run(data, tmp_path, recipe, refine=True)
     assert next(model.parameters()).device.type == "cuda" and next(refine.parameters()).device.type == "cuda"
     assert all(torch.isfinite(torch.tensor(r["loss"])) for r in result.history)

@@ -20,7 +20,8 @@ from torch import nn
 from mlpgraph.data.batches import PoseArrays
 from mlpgraph.layouts import get_layout
 from mlpgraph.models import build_model
-from mlpgraph.training import Recipe, TrainResult, root_zeroed, seed_everything, train
+from mlpgraph.models.refine import lifted_estimate, root_relative
+from mlpgraph.training import Recipe, TrainResult, seed_everything, train
 
 PAD = 1
 FOCAL = 1145.0 / 1000.0 * 2.0
@@ -76,19 +77,17 @@ def build_networks(seed: int = 1, refine: bool = True) -> tuple[nn.Module, nn.Mo
 
 def p1_mm(model: nn.Module, refine: nn.Module | None, data: PoseArrays, pad: int = PAD) -> float:
     """Test MPJPE (mm) of ``refine``'s output when given, else of ``model``'s, on every sample of ``data``."""
-    from mlpgraph.training import lifted_estimate
-
     indices = torch.arange(data.num_samples)
     windows, target = data.batch(indices, pad)
     pred = model(windows)
     if refine is not None:
         pred = refine(pred, lifted_estimate(data, indices, windows, pred, pad))
-    target = root_zeroed(target, data.layout)
+    target = root_relative(target, get_layout(data.layout).root)
     return float((pred - target).norm(dim=-1).mean().item() * 1000.0)
 
 
 def worker_recipe(epochs: int = 4) -> Recipe:
-    return Recipe.gt(epochs=epochs, batch_size=32, lr=5e-3, refine=True, device="cpu")
+    return Recipe(epochs=epochs, batch_size=32, lr=5e-3, refine=True, device="cpu")
 
 
 def run(checkpoint_dir: Path, eval_sleep: float = 0.0) -> TrainResult:

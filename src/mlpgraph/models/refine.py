@@ -1,19 +1,33 @@
-"""Pose refinement (Cai et al. ICCV'19 ``post_refine``, design/baselines.md section 5) and the 2D lifting it needs.
+"""Pose refinement (Cai et al. ICCV'19 ``post_refine``, docs/baselines.md section 5) and the 2D lifting it needs.
 
 The refinement blends the network's root-relative pose P with X~, the centre frame's 2D lifted
 with P's depths: a per-joint, per-axis sigmoid gate s gives xy = s * P_xy + (1 - s) * X~_xy, and
 z = P_z. X~ needs the absolute root depth: ``root_depth: gt`` (the release's oracle) or
 ``estimate_root_depth`` (from the 2D scale and the training set's mean bone lengths).
+:func:`lifted_estimate` is X~ for samples of a :class:`~mlpgraph.data.batches.PoseArrays`, the one
+place where training and evaluation build it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 
+from mlpgraph.data import schema
+from mlpgraph.errors import UserInputError
 from mlpgraph.layouts import SkeletonLayout, get_layout
+
+if TYPE_CHECKING:
+    from mlpgraph.data.batches import PoseArrays
+
+ROOT_DEPTHS = ("gt", "estimated")
+
+
+def root_relative(poses: Tensor, root: int) -> Tensor:
+    """``poses`` (N, J, ...) minus their ``root`` joint, so that the root row is exactly zero."""
+    return poses - poses[:, root : root + 1]
 
 
 class PoseRefinement(nn.Module):
@@ -73,7 +87,7 @@ def lift_with_depth(uv: Tensor, pred: Tensor, root_depth: Tensor, focal: Tensor,
     depth = torch.cat((root_depth, depth[:, 1:]), dim=1)
     xy = (uv - centre.reshape(n, 1, 2)) * depth[..., None] / focal.reshape(n, 1, 2)
     xyz = torch.cat((xy, depth[..., None]), dim=-1)
-    return xyz - xyz[:, :1]
+    return root_relative(xyz, 0)
 
 
 def estimate_root_depth(
@@ -110,12 +124,12 @@ def estimate_root_depth(
             f"got {tuple(lengths.shape)}"
         )
     root = lay.root
-    pose = pred - pred[:, root : root + 1]
+    pose = root_relative(pred, root)
     pose_lengths = (pose[:, bones[:, 0]] - pose[:, bones[:, 1]]).norm(dim=-1).sum(dim=1)
     pose = pose * (lengths.sum() / pose_lengths.clamp_min(eps))[:, None, None]
     c = torch.zeros_like(uv[:, :1]) if centre is None else centre.reshape(n, 1, 2)
     rays = (uv - c) / focal.reshape(n, 1, 2)
-    diff = rays - rays[:, root : root + 1]
+    diff = root_relative(rays, root)
     target = pose[..., :2] - rays * pose[..., 2:]
     return (diff * target).sum(dim=(1, 2)) / (diff * diff).sum(dim=(1, 2)).clamp_min(eps)
 
@@ -162,3 +176,36 @@ def refinement_input(
             raise ValueError("refinement_input: without a ground-truth root depth, bone_lengths are needed")
         root_depth = estimate_root_depth(uv, pred, focal, bone_lengths, layout, centre)
     return lift_with_depth(uv, pred, root_depth, focal, centre)
+
+
+def lifted_estimate(
+    data: PoseArrays,
+    indices: Tensor,
+    windows: Tensor,
+    pred: Tensor,
+    pad: int,
+    root_depth: str = "gt",
+    bone_lengths: Tensor | None = None,
+    flipped: Tensor | bool = False,
+) -> Tensor:
+    """X~ for samples ``indices`` of ``data``: the centre frame of ``windows`` lifted with ``pred``'s depths.
+
+    ``flipped`` (bool or (N,) mask) says which samples' windows were flipped horizontally.
+
+    Intrinsics are each sample's sequence's (``meta['intrinsics']``); ``root_depth`` "gt" uses
+    ``meta['root_3d'][:, 2]`` (the release's oracle, unchanged by a horizontal flip), "estimated"
+    estimates it from the 2D with ``bone_lengths``.
+    """
+    if schema.INTRINSICS not in data.meta:
+        raise UserInputError("refinement needs meta['intrinsics'] (per sequence) in the data")
+    indices = indices.to(device=data.device, dtype=torch.long)
+    intrinsics = data.meta[schema.INTRINSICS][data.sequence[indices]].to(pred.dtype)
+    depth = None
+    if root_depth == "gt":
+        if schema.ROOT_3D not in data.meta:
+            raise UserInputError("refinement with root_depth 'gt' needs meta['root_3d'] in the data")
+        depth = data.meta[schema.ROOT_3D][indices, 2].to(pred.dtype)
+    elif bone_lengths is None:
+        raise ValueError("lifted_estimate: root_depth 'estimated' needs bone_lengths")
+    uv = windows[:, pad].to(pred.dtype)
+    return refinement_input(uv, pred, intrinsics, data.layout, depth, bone_lengths, flipped)

@@ -1,0 +1,99 @@
+"""The training recipe (docs/model.md, "Training recipe"): hyper-parameters, learning-rate rule, device."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from mlpgraph.errors import UserInputError
+from mlpgraph.models.refine import ROOT_DEPTHS
+
+REFINE_MODES = ("joint", "two_stage")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Hyper-parameters of one training run; the defaults are the release's GT recipe.
+
+    ``detected`` selects the learning-rate rule for detected 2D keypoints (e.g. HRNet);
+    ``l1_weight`` w gives the main loss (1 - w) MPJPE + w L1; ``max_loss`` (metres) is the batch
+    loss above which a run counts as exploded. ``device`` "auto" means CUDA when available, else
+    CPU; ``amp`` (float16 autocast + GradScaler) applies on CUDA only.
+    """
+
+    epochs: int = 50
+    batch_size: int = 256
+    lr: float = 1e-3
+    lr_decay: float = 0.95
+    lr_decay_large: float = 0.5
+    large_decay_epoch: int = 5
+    detected: bool = False
+    seed: int = 1
+    l1_weight: float = 0.01
+    flip_augment: bool = True
+    refine: bool = False
+    refine_mode: str = "joint"
+    root_depth: str = "gt"
+    symmetry_weight: float = 0.01
+    device: str = "auto"
+    amp: bool = False
+    max_loss: float = 1000.0
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "large_decay_epoch"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise UserInputError(f"recipe.{name} must be a positive integer, got {value!r}")
+        if not self.lr > 0:
+            raise UserInputError(f"recipe.lr must be positive, got {self.lr!r}")
+        if not 0.0 <= self.l1_weight <= 1.0:
+            raise UserInputError(f"recipe.l1_weight must be in [0, 1], got {self.l1_weight!r}")
+        if self.refine_mode not in REFINE_MODES:
+            raise UserInputError(f"recipe.refine_mode must be one of {REFINE_MODES}, got {self.refine_mode!r}")
+        if self.root_depth not in ROOT_DEPTHS:
+            raise UserInputError(f"recipe.root_depth must be one of {ROOT_DEPTHS}, got {self.root_depth!r}")
+        if not self.max_loss > 0:
+            raise UserInputError(f"recipe.max_loss must be positive, got {self.max_loss!r}")
+
+    @property
+    def two_stage(self) -> bool:
+        """True when only the refinement trains, on a frozen lifting network."""
+        return self.refine and self.refine_mode == "two_stage"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of every field (for checkpoints, MLflow params and resume checks)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> Recipe:
+        """Inverse of :meth:`to_dict`; unknown keys are refused by name."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise UserInputError(f"recipe: unknown field {unknown[0]!r}; expected some of {sorted(known)}")
+        return cls(**dict(values))
+
+
+def lr_after_epoch(lr: float, epoch: int, recipe: Recipe) -> float:
+    """The learning rate after 1-based ``epoch`` (applied once that epoch has finished).
+
+    GT inputs: x ``lr_decay_large`` when ``epoch % large_decay_epoch == 0``, else x ``lr_decay``.
+    Detected inputs: x ``lr_decay`` only when ``epoch % large_decay_epoch == 0``.
+    """
+    if epoch % recipe.large_decay_epoch == 0:
+        return lr * (recipe.lr_decay if recipe.detected else recipe.lr_decay_large)
+    return lr if recipe.detected else lr * recipe.lr_decay
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; anything else as ``torch.device(name)``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError as exc:
+        raise UserInputError(f"recipe.device: {exc}") from None
