@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 
-from mlpgraph import lifting
 from mlpgraph.cameras import load_cameras, normalise_screen
 from mlpgraph.checkpoints import network_entry, save_checkpoint
 from mlpgraph.cli import main
@@ -21,9 +20,12 @@ from mlpgraph.data.synthetic import H36M_CAPTURE_CENTRE
 from mlpgraph.evaluation import predict
 from mlpgraph.layouts import H36M16, H36M17, H36M32, select_joints
 from mlpgraph.models import build_model
+from mlpgraph.user_keypoints.coco import COCO17_FACE, COCO17_JOINTS, COCO17_TO_LAYOUT, read_coco_json
+from mlpgraph.user_keypoints.filling import interpolate_missing, prepare_keypoints
+from mlpgraph.user_keypoints.sequence import Keypoints2D
 from tests.conftest import tool_env
 
-COCO = lifting.COCO17_JOINTS
+COCO = COCO17_JOINTS
 W, H = 1000.0, 1002.0  # the Human3.6M cameras' image size
 
 
@@ -86,8 +88,8 @@ def _hand_made_frame() -> tuple[np.ndarray, np.ndarray]:
 @pytest.mark.parametrize("layout", [H36M16, H36M17])
 def test_coco_mapping_on_a_hand_made_frame(layout):
     kp, scores = _hand_made_frame()
-    seq = lifting.Keypoints2D(kp[None], scores[None], np.array([0]), np.array([0]), W, H, COCO, "hand.json")
-    prep = lifting.prepare_keypoints(seq, layout, min_score=0.3)
+    seq = Keypoints2D(kp[None], scores[None], np.array([0]), np.array([0]), W, H, COCO, "hand.json")
+    prep = prepare_keypoints(seq, layout, min_score=0.3)
     out = prep.keypoints[0]
 
     def coco(name: str) -> np.ndarray:
@@ -108,16 +110,16 @@ def test_coco_mapping_on_a_hand_made_frame(layout):
     for name in limbs:
         np.testing.assert_allclose(joint(name), coco(name))
     assert not prep.filled.any()
-    assert set(lifting.COCO17_TO_LAYOUT) == set(H36M17.joint_names)
+    assert set(COCO17_TO_LAYOUT) == set(H36M17.joint_names)
 
 
 def test_head_is_filled_when_no_face_point_is_confident():
     kp, scores = _hand_made_frame()
     kps = np.stack([kp, kp + 10.0, kp + 20.0])
     sc = np.stack([scores, scores, scores])
-    sc[1, [COCO.index(n) for n in lifting.COCO17_FACE]] = 0.0
-    seq = lifting.Keypoints2D(kps, sc, np.arange(3), np.arange(3), W, H, COCO, "x.json")
-    prep = lifting.prepare_keypoints(seq, H36M17, min_score=0.3)
+    sc[1, [COCO.index(n) for n in COCO17_FACE]] = 0.0
+    seq = Keypoints2D(kps, sc, np.arange(3), np.arange(3), W, H, COCO, "x.json")
+    prep = prepare_keypoints(seq, H36M17, min_score=0.3)
     head, neck = H36M17.index("head"), H36M17.index("neck")
     assert prep.filled[1, head] and prep.filled[1, neck] and prep.filled[:, head].sum() == 1
     np.testing.assert_allclose(prep.keypoints[1, head], (prep.keypoints[0, head] + prep.keypoints[2, head]) / 2)
@@ -129,7 +131,7 @@ def test_head_is_filled_when_no_face_point_is_confident():
 def test_interpolate_missing_hand_computed():
     values = np.array([[[0.0]], [[99.0]], [[10.0]], [[99.0]], [[99.0]], [[40.0]], [[99.0]]])
     valid = np.array([[False], [False], [True], [False], [False], [True], [False]])
-    filled = lifting.interpolate_missing(values, valid)
+    filled = interpolate_missing(values, valid)
     # ends: nearest valid value; inside: linear between frames 2 (10) and 5 (40)
     np.testing.assert_allclose(filled[:, 0, 0], [10, 10, 10, 20, 30, 40, 40])
 
@@ -170,10 +172,10 @@ def test_low_scores_and_missing_frames_are_interpolated(tmp_path, checkpoints):
 
 
 def test_frame_step_is_the_gcd_of_the_image_id_differences():
-    seq = lifting.Keypoints2D(
+    seq = Keypoints2D(
         np.zeros((4, 16, 2)), None, np.array([0, 5, 10, 20]), np.array([0, 5, 10, 20]), W, H, H36M16.joint_names, "s"
     )
-    prep = lifting.prepare_keypoints(seq, H36M16)
+    prep = prepare_keypoints(seq, H36M16)
     np.testing.assert_array_equal(prep.frames, [0, 5, 10, 15, 20])
     np.testing.assert_array_equal(prep.present, [True, True, True, False, True])
 
@@ -181,16 +183,16 @@ def test_frame_step_is_the_gcd_of_the_image_id_differences():
 def test_string_image_ids_natural_sort_and_gaps():
     kp, scores = _hand_made_frame()
     entries = [_coco_entry(f"frame_{i:04d}.jpg", kp + i, scores) for i in (10, 2, 1, 4)]
-    seq = lifting.read_coco_json(entries, "s.json", W, H)
+    seq = read_coco_json(entries, "s.json", W, H)
     np.testing.assert_array_equal(
         seq.frame_ids, ["frame_0001.jpg", "frame_0002.jpg", "frame_0004.jpg", "frame_0010.jpg"]
     )
-    prep = lifting.prepare_keypoints(seq, H36M16, max_gap=5)
+    prep = prepare_keypoints(seq, H36M16, max_gap=5)
     assert prep.frames.tolist() == [f"frame_{i:04d}.jpg" for i in range(1, 11)]
     assert prep.present.sum() == 4
     # ids with no common numbering are ordered naturally and taken as consecutive
     entries = [_coco_entry(name, kp, scores) for name in ("cam_b10.png", "cam_a2.png", "cam_b9.png")]
-    seq = lifting.read_coco_json(entries, "s.json", W, H)
+    seq = read_coco_json(entries, "s.json", W, H)
     assert seq.frame_ids.tolist() == ["cam_a2.png", "cam_b9.png", "cam_b10.png"] and seq.frame_numbers is None
 
 
@@ -211,15 +213,15 @@ def _two_people(track_ids: bool) -> list[dict]:
 
 def test_multi_person_selection():
     # tracks: the one seen in most frames (1), whatever the scores
-    seq = lifting.read_coco_json(_two_people(True), "t.json", W, H)
+    seq = read_coco_json(_two_people(True), "t.json", W, H)
     assert seq.frame_ids.tolist() == [0, 1, 2, 3]
     np.testing.assert_allclose(seq.keypoints[:, 0, 0], _hand_made_frame()[0][0, 0] + 1.0)
     # --track-id picks the other
-    seq = lifting.read_coco_json(_two_people(True), "t.json", W, H, track_id=2)
+    seq = read_coco_json(_two_people(True), "t.json", W, H, track_id=2)
     assert seq.frame_ids.tolist() == [0, 1]
     np.testing.assert_allclose(seq.keypoints[:, 0, 0], _hand_made_frame()[0][0, 0] + 500.0)
     # no track ids: the highest-scoring person of each frame
-    seq = lifting.read_coco_json(_two_people(False), "t.json", W, H)
+    seq = read_coco_json(_two_people(False), "t.json", W, H)
     np.testing.assert_allclose(seq.keypoints[:, 0, 0] - _hand_made_frame()[0][0, 0], [500, 500, 1, 1])
 
 
@@ -320,7 +322,6 @@ def test_coco_json_of_projected_synthetic_poses(tmp_path, checkpoints, name):
 
 
 def test_gif(tmp_path, checkpoints):
-    pytest.importorskip("mlpgraph.viz")
     _, entries = _synthetic_coco()
     path = _write_json(tmp_path / "walk.json", entries)
     gif = tmp_path / "walk.gif"

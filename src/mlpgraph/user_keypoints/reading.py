@@ -1,0 +1,136 @@
+"""Reading a keypoint file: ``.npz`` or COCO JSON, told apart by content; the ``.npz`` reader.
+
+An ``.npz`` (read with ``allow_pickle=False``: a user's file is never unpickled) holds
+``keypoints`` (T, J, 2) pixels already in the model's layout, scalar ``width`` and ``height`` and,
+optionally, ``scores`` (T, J). COCO-17 keypoint JSON is read by :func:`mlpgraph.user_keypoints.coco.read_coco_json`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlpgraph.errors import UserInputError
+from mlpgraph.layouts import SkeletonLayout
+from mlpgraph.user_keypoints.coco import read_coco_json
+from mlpgraph.user_keypoints.sequence import Keypoints2D, positive_size, resolve_image_size
+
+
+def read_keypoints(
+    path: str | os.PathLike[str],
+    layout: SkeletonLayout,
+    width: float | None = None,
+    height: float | None = None,
+    track_id: int | None = None,
+) -> Keypoints2D:
+    """Read an ``.npz`` (:func:`read_npz_keypoints`) or COCO JSON (:func:`read_coco_json`) file.
+
+    The format is told from the content (a zip archive, or JSON), not from the file name.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserInputError(f"{path}: file not found")
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    if head[:2] == b"PK":
+        if track_id is not None:
+            raise UserInputError(f"{path}: --track-id applies to COCO JSON input only, not to an .npz")
+        return read_npz_keypoints(path, layout, width, height)
+    try:
+        content = json.loads(path.read_bytes())
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise UserInputError(
+            f"{path}: unknown format: neither an .npz archive nor JSON (COCO-17 keypoint results)"
+        ) from None
+    return read_coco_json(content, str(path), width, height, track_id)
+
+
+def read_npz_keypoints(
+    path: str | os.PathLike[str],
+    layout: SkeletonLayout,
+    width: float | None = None,
+    height: float | None = None,
+) -> Keypoints2D:
+    """``keypoints`` (T, J, 2) pixels in ``layout``, ``width``, ``height`` (and optional ``scores``
+    (T, J)) from an ``.npz`` loaded with ``allow_pickle=False``.
+
+    ``width`` / ``height`` stand in for the file's keys when it has none. Frames are numbered 0..T-1.
+    """
+    where = str(path)
+    content = _load_npz(path, width is not None and height is not None)
+    keypoints = _checked_keypoints(content["keypoints"], layout, where)
+    scores = _checked_scores(content["scores"], keypoints.shape[:2], where) if "scores" in content else None
+    file_w, file_h = (_file_scalar(content, key, where) for key in ("width", "height"))
+    file_size = (file_w, file_h) if file_w is not None and file_h is not None else None
+    w, h = resolve_image_size(file_size, width, height, where, "the file gives no 'width'/'height'")
+    frames = np.arange(len(keypoints), dtype=np.int64)
+    return Keypoints2D(keypoints, scores, frames, frames.copy(), w, h, layout.joint_names, where)
+
+
+def _load_npz(path: str | os.PathLike[str], size_given: bool) -> dict[str, np.ndarray]:
+    """The ``keypoints``, ``width``, ``height`` and ``scores`` arrays the archive has.
+
+    ``keypoints`` is required, and ``width`` / ``height`` unless ``size_given`` (the options give them).
+    """
+    where = str(path)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            keys = set(archive.files)
+            for key in ("keypoints",) + (() if size_given else ("width", "height")):
+                if key not in keys:
+                    raise UserInputError(f"{where}: missing key {key!r} (the file has {sorted(keys)})")
+            return {key: archive[key] for key in ("keypoints", "width", "height", "scores") if key in keys}
+    except UserInputError:
+        raise
+    except ValueError as exc:  # numpy refuses object (pickled) members with allow_pickle=False
+        raise UserInputError(f"{where}: refused to read the .npz ({exc})") from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise UserInputError(f"{where}: not a readable .npz archive ({type(exc).__name__}: {exc})") from None
+
+
+def _checked_keypoints(keypoints: np.ndarray, layout: SkeletonLayout, where: str) -> np.ndarray:
+    """``keypoints`` as float64 (T, J, 2) with T >= 1, J the layout's joints, every value finite."""
+    if keypoints.dtype.kind not in "iuf":
+        raise UserInputError(f"{where}: 'keypoints' must hold numbers, not {keypoints.dtype}")
+    if keypoints.ndim != 3 or keypoints.shape[2] != 2:
+        raise UserInputError(f"{where}: 'keypoints' must have shape (T, J, 2), got {keypoints.shape}")
+    if keypoints.shape[0] == 0:
+        raise UserInputError(f"{where}: empty sequence ('keypoints' has no frame)")
+    if keypoints.shape[1] != layout.num_joints:
+        raise UserInputError(
+            f"{where}: 'keypoints' has {keypoints.shape[1]} joints, the checkpoint's layout "
+            f"{layout.name} has {layout.num_joints} ({', '.join(layout.joint_names)})"
+        )
+    keypoints = keypoints.astype(np.float64)
+    if not np.isfinite(keypoints).all():
+        bad = np.argwhere(~np.isfinite(keypoints))[0]
+        raise UserInputError(
+            f"{where}: 'keypoints' has NaN or infinite values (first at frame {bad[0]}, "
+            f"joint {layout.joint_names[bad[1]]})"
+        )
+    return keypoints
+
+
+def _checked_scores(scores: np.ndarray, shape: tuple[int, ...], where: str) -> np.ndarray:
+    """``scores`` as float64 of ``shape`` (T, J), every value finite."""
+    if scores.dtype.kind not in "iuf" or scores.shape != shape:
+        raise UserInputError(f"{where}: 'scores' must be numbers of shape {shape}, got {scores.shape}")
+    scores = scores.astype(np.float64)
+    if not np.isfinite(scores).all():
+        raise UserInputError(f"{where}: 'scores' has NaN or infinite values")
+    return scores
+
+
+def _file_scalar(content: dict[str, Any], key: str, where: str) -> float | None:
+    """The archive's ``key`` (``width`` or ``height``) as a positive number, or None if it has none."""
+    if key not in content:
+        return None
+    value = content[key]
+    if value.dtype.kind not in "iuf" or value.size != 1:
+        raise UserInputError(f"{where}: {key!r} must be one number, got {value.dtype} of shape {value.shape}")
+    return positive_size(value.reshape(()).item(), repr(key), where)
