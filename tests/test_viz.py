@@ -1,5 +1,6 @@
-"""Skeleton demos (mlpgraph.viz, ``mlpgraph render``): GIF frames, views, MP4 and one-line user errors.
+"""Skeleton demos (``mlpgraph render``): GIF frames, views, MP4 and one-line user errors.
 
+Covers mlpgraph.viz (render entry points), mlpgraph.skeleton_drawing and mlpgraph.animation (GIF / MP4).
 Everything runs on a tiny processed file written here (a stick figure seen by a pinhole camera)
 and an untrained 3-frame MLP-Graph, with renders of a few small frames.
 """
@@ -15,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mlpgraph import viz
+from mlpgraph import animation, skeleton_drawing, viz
 from mlpgraph.cameras import normalise_screen
 from mlpgraph.checkpoints import network_entry, save_checkpoint
 from mlpgraph.cli import main
@@ -140,20 +141,20 @@ def test_fixed_and_rotating_views_differ() -> None:
     pred = _sequence_3d(0.0)[:3]
     gt = _sequence_3d(0.3)[:3]
     pixels = (pred[..., :2] + [0.0, 0.0]) / 4.5 * 1150 + 500
-    fixed = viz.render_frames(pixels, pred, gt, H36M16, IMAGE, "fixed", view="fixed", size_px=SIZE)
-    rotate = viz.render_frames(pixels, pred, gt, H36M16, IMAGE, "fixed", view="rotate", size_px=SIZE)
+    fixed = skeleton_drawing.render_frames(pixels, pred, gt, H36M16, IMAGE, "fixed", view="fixed", size_px=SIZE)
+    rotate = skeleton_drawing.render_frames(pixels, pred, gt, H36M16, IMAGE, "fixed", view="rotate", size_px=SIZE)
     assert len(fixed) == len(rotate) == 3 and all(im.size == SIZE and im.mode == "RGB" for im in fixed)
     as_arrays = [[np.asarray(im) for im in frames] for frames in (fixed, rotate)]
     assert np.array_equal(as_arrays[0][0], as_arrays[1][0])  # both start from the same viewpoint
     for k in (1, 2):
         assert not np.array_equal(as_arrays[0][k], as_arrays[1][k])
     # Without ground truth the legend has no ground-truth entry and the images change.
-    no_gt = viz.render_frames(pixels, pred, None, H36M16, IMAGE, "fixed", view="fixed", size_px=SIZE)
+    no_gt = skeleton_drawing.render_frames(pixels, pred, None, H36M16, IMAGE, "fixed", view="fixed", size_px=SIZE)
     assert not np.array_equal(np.asarray(no_gt[0]), as_arrays[0][0])
 
 
 def test_mp4_written_when_ffmpeg_is_available(inputs: dict[str, Path], tmp_path: Path) -> None:
-    if viz.find_ffmpeg() is None:
+    if animation.find_ffmpeg() is None:
         pytest.skip("no ffmpeg on PATH and imageio-ffmpeg not installed")
     out = tmp_path / "demo.gif"
     result = viz.render_sequence(
@@ -168,10 +169,10 @@ def test_mp4_written_when_ffmpeg_is_available(inputs: dict[str, Path], tmp_path:
 def test_write_mp4_without_ffmpeg_returns_false(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(viz, "find_ffmpeg", lambda: None)
+    monkeypatch.setattr(animation, "find_ffmpeg", lambda: None)
     frame = Image.new("RGB", SIZE, "white")
-    with caplog.at_level(logging.WARNING, logger="mlpgraph.viz"):
-        assert viz.write_mp4([frame, frame], tmp_path / "x.mp4", 25) is False
+    with caplog.at_level(logging.WARNING, logger="mlpgraph.animation"):
+        assert animation.write_mp4([frame, frame], tmp_path / "x.mp4", 25) is False
     assert not (tmp_path / "x.mp4").exists()
     assert "no ffmpeg" in caplog.text
 
@@ -210,4 +211,4 @@ def test_cli_render(inputs: dict[str, Path], tmp_path: Path) -> None:
         == 0
     )
     n_frames, size, durations = _gif_info(out)
-    assert n_frames == 3 and size == viz.DEFAULT_SIZE_PX and durations == [40] * 3
+    assert n_frames == 3 and size == skeleton_drawing.DEFAULT_SIZE_PX and durations == [40] * 3

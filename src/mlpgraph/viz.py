@@ -5,355 +5,38 @@
 :func:`mlpgraph.evaluation.predict` (temporal models get their edge-padded windows from the whole
 sequence, as in evaluation; a refinement module in the checkpoint is applied with the
 ground-truth root depth, as the evaluation's oracle setting does), and writes the animation.
-
-Layout of a frame: on the left the 2D input in pixels (axes of the image's size, y down); on the
-right one 3D panel with the prediction (left/right bones in two colours) over the ground truth
-(thick grey), root-relative metres, equal aspect, camera space drawn with its y axis flipped so
-that the person stands up (camera space has y pointing down). The 3D view starts 30 degrees
-round from the camera's viewpoint (azimuth -60; at -90 image right would be plot right and
-depth edge-on), 15 degrees above, and either stays there (``view="fixed"``) or turns by
-:data:`ROTATE_DEGREES_PER_FRAME` per rendered frame (``view="rotate"``).
+:func:`render_demos` renders the report stage's demos with it. The frames are drawn by
+:mod:`mlpgraph.skeleton_drawing` and written by :mod:`mlpgraph.animation`.
 
 Frame rate: the data is 50 fps; by default every 2nd frame is rendered and played at 25 fps,
 i.e. in real time. A chosen ``fps`` keeps real time too: every ``round(data_fps / fps)``-th frame
 is rendered and played at ``fps``. GIF frame durations are whole centiseconds and most viewers
 slow down frames shorter than 20 ms, so GIFs above 50 fps are not useful.
-
-Drawing uses matplotlib's Agg canvas through :class:`matplotlib.figure.Figure` (never pyplot):
-one figure is built once and its artists are updated per frame. GIFs are written with Pillow
-(one shared palette); MP4s are piped to an ``ffmpeg`` found on ``PATH`` or bundled with the
-optional ``imageio-ffmpeg`` wheel (``pip install mlpgraph[video]``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import shutil
-import subprocess
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
+from mlpgraph.animation import write_gif, write_mp4
 from mlpgraph.errors import UserInputError
-from mlpgraph.io import atomic_path
 from mlpgraph.layouts import SkeletonLayout
+from mlpgraph.skeleton_drawing import DEFAULT_SIZE_PX, VIEWS, render_frames
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SIZE_PX = (960, 480)
 DEFAULT_NUM_FRAMES = 100
 DEFAULT_STRIDE = 2
-ROTATE_DEGREES_PER_FRAME = 2.0
-VIEWS = ("rotate", "fixed")
-START_AZIMUTH = -60.0  # 30 degrees round from the camera's viewpoint (-90: image right is plot right)
-ELEVATION = 15.0
-DPI = 100
-GIF_COLOURS = 128
-
-LEFT_COLOUR = "#1f77b4"  # blue
-RIGHT_COLOUR = "#d62728"  # red
-CENTRE_COLOUR = "#333333"
-GT_COLOUR = "#9a9a9a"
-
-
-def bone_sides(layout: SkeletonLayout) -> list[str]:
-    """``"left"``, ``"right"`` or ``"centre"`` for each of ``layout.bones``, by the child joint's name."""
-    sides = []
-    for child, _ in layout.bones:
-        name = layout.joint_names[int(child)]
-        sides.append("left" if name.startswith("left_") else "right" if name.startswith("right_") else "centre")
-    return sides
-
-
-_SIDE_COLOURS = {"left": LEFT_COLOUR, "right": RIGHT_COLOUR, "centre": CENTRE_COLOUR}
-
-
-def _plot_coords(poses: np.ndarray) -> np.ndarray:
-    """Camera-space (..., 3) (x right, y down, z forward) to plot axes (x, depth z, up = -y)."""
-    return np.stack([poses[..., 0], poses[..., 2], -poses[..., 1]], axis=-1)
-
-
-def _cube_limits(points: np.ndarray, margin: float = 0.1) -> np.ndarray:
-    """(3, 2) limits of one cube holding every point: equal ranges on all axes, so equal aspect."""
-    flat = points.reshape(-1, 3)
-    lo, hi = flat.min(axis=0), flat.max(axis=0)
-    centre = (lo + hi) / 2
-    half = max(float((hi - lo).max()) / 2 + margin, 0.5)
-    return np.stack([centre - half, centre + half], axis=1)
-
-
-def render_frames(
-    poses_2d_px: np.ndarray,
-    pred_3d: np.ndarray,
-    gt_3d: np.ndarray | None,
-    layout: SkeletonLayout,
-    image_size: tuple[int, int],
-    title: str,
-    view: str = "rotate",
-    size_px: tuple[int, int] = DEFAULT_SIZE_PX,
-    frame_labels: Sequence[int] | None = None,
-    degrees_per_frame: float = ROTATE_DEGREES_PER_FRAME,
-) -> list[Image.Image]:
-    """One RGB image per frame: the 2D input (pixels) on the left, prediction and ground truth in 3D on the right.
-
-    ``poses_2d_px`` (T, J, 2) pixels; ``pred_3d`` and ``gt_3d`` (T, J, 3) root-relative camera-space
-    metres (``gt_3d`` may be None); ``image_size`` (width, height) of the camera image;
-    ``size_px`` (width, height) of the output images. ``view`` ``"fixed"`` keeps the camera's
-    viewpoint, ``"rotate"`` turns the azimuth by ``degrees_per_frame`` per frame.
-    ``frame_labels`` (T,) are the frame numbers shown in each image (default 0..T-1). The 3D
-    limits are one cube over the whole clip, so the scale does not change between frames.
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
-    from matplotlib.ticker import MaxNLocator
-
-    poses_2d_px = np.asarray(poses_2d_px, dtype=np.float64)
-    pred_3d = np.asarray(pred_3d, dtype=np.float64)
-    gt = None if gt_3d is None else np.asarray(gt_3d, dtype=np.float64)
-    num, joints = poses_2d_px.shape[:2]
-    if poses_2d_px.shape != (num, layout.num_joints, 2) or pred_3d.shape != (num, joints, 3):
-        raise ValueError(
-            f"render_frames: 2D {poses_2d_px.shape} and 3D {pred_3d.shape} must be (T, {layout.num_joints}, 2 / 3)"
-        )
-    if gt is not None and gt.shape != pred_3d.shape:
-        raise ValueError(f"render_frames: ground truth {gt.shape} differs from prediction {pred_3d.shape}")
-    if view not in VIEWS:
-        raise ValueError(f"render_frames: view must be one of {VIEWS}, got {view!r}")
-    labels = list(range(num)) if frame_labels is None else [int(f) for f in frame_labels]
-    if len(labels) != num:
-        raise ValueError(f"render_frames: {len(labels)} frame labels for {num} frames")
-    if num == 0:
-        return []
-
-    width_px, height_px = (int(v) for v in size_px)
-    fig = Figure(figsize=(width_px / DPI, height_px / DPI), dpi=DPI)
-    canvas = FigureCanvasAgg(fig)
-    fig.subplots_adjust(left=0.07, right=0.99, bottom=0.1, top=0.88, wspace=0.12)
-    ax2d = fig.add_subplot(1, 2, 1)
-    ax3d = fig.add_subplot(1, 2, 2, projection="3d")
-    fig.suptitle(title, fontsize=10)
-    frame_text = fig.text(0.01, 0.01, "", fontsize=8, ha="left", va="bottom")
-    error_text = fig.text(0.99, 0.01, "", fontsize=8, ha="right", va="bottom")
-
-    bones = layout.bones
-    sides = bone_sides(layout)
-
-    # 2D panel: the whole image, y down, equal aspect.
-    img_w, img_h = (float(v) for v in image_size)
-    ax2d.set_xlim(0, img_w)
-    ax2d.set_ylim(img_h, 0)
-    ax2d.set_aspect("equal")
-    ax2d.set_title("2D input (pixels)", fontsize=9)
-    ax2d.set_xlabel("x (px)", fontsize=8)
-    ax2d.set_ylabel("y (px)", fontsize=8)
-    ax2d.tick_params(labelsize=7)
-    ax2d.grid(True, linewidth=0.3, alpha=0.5)
-    lines_2d = [ax2d.plot([], [], color=_SIDE_COLOURS[s], linewidth=2, solid_capstyle="round")[0] for s in sides]
-    joints_2d = ax2d.plot([], [], linestyle="none", marker="o", markersize=2.5, color="black")[0]
-
-    # 3D panel: plot x = camera x, plot y = depth, plot z = up (-camera y); one cube for the clip.
-    pred_plot = _plot_coords(pred_3d)
-    gt_plot = None if gt is None else _plot_coords(gt)
-    limits = _cube_limits(pred_plot if gt_plot is None else np.concatenate([pred_plot, gt_plot]))
-    ax3d.set_xlim(*limits[0])
-    ax3d.set_ylim(*limits[1])
-    ax3d.set_zlim(*limits[2])
-    ax3d.set_box_aspect((1, 1, 1), zoom=1.15)
-    for axis in (ax3d.xaxis, ax3d.yaxis, ax3d.zaxis):
-        axis.set_major_locator(MaxNLocator(5))
-    ax3d.set_title("3D, root-relative (m)", fontsize=9)
-    ax3d.set_xlabel("x (m)", fontsize=7, labelpad=-6)
-    ax3d.set_ylabel("depth z (m)", fontsize=7, labelpad=-6)
-    ax3d.set_zlabel("up −y (m)", fontsize=7, labelpad=-6)
-    ax3d.tick_params(labelsize=6, pad=-2)
-    lines_gt = []
-    if gt_plot is not None:
-        lines_gt = [
-            ax3d.plot([], [], [], color=GT_COLOUR, linewidth=4, alpha=0.8, solid_capstyle="round")[0] for _ in sides
-        ]
-    lines_pred = [ax3d.plot([], [], [], color=_SIDE_COLOURS[s], linewidth=2)[0] for s in sides]
-    handles = [
-        Line2D([], [], color=LEFT_COLOUR, linewidth=2, label="prediction, left"),
-        Line2D([], [], color=RIGHT_COLOUR, linewidth=2, label="prediction, right"),
-    ]
-    if gt_plot is not None:
-        handles.append(Line2D([], [], color=GT_COLOUR, linewidth=4, alpha=0.8, label="ground truth"))
-    ax3d.legend(handles=handles, loc="upper left", fontsize=7, frameon=False, bbox_to_anchor=(-0.14, 1.04))
-    ax2d.legend(
-        handles=[
-            Line2D([], [], color=LEFT_COLOUR, linewidth=2, label="left"),
-            Line2D([], [], color=RIGHT_COLOUR, linewidth=2, label="right"),
-        ],
-        loc="upper right",
-        fontsize=7,
-        frameon=True,
-        framealpha=0.7,
-    )
-
-    errors_mm = None
-    if gt is not None:
-        errors_mm = np.linalg.norm(pred_3d - gt, axis=-1).mean(axis=-1) * 1000.0
-
-    images: list[Image.Image] = []
-    for t in range(num):
-        for line, (child, parent) in zip(lines_2d, bones, strict=True):
-            line.set_data(poses_2d_px[t, [child, parent], 0], poses_2d_px[t, [child, parent], 1])
-        joints_2d.set_data(poses_2d_px[t, :, 0], poses_2d_px[t, :, 1])
-        for line, (child, parent) in zip(lines_pred, bones, strict=True):
-            seg = pred_plot[t, [child, parent]]
-            line.set_data_3d(seg[:, 0], seg[:, 1], seg[:, 2])
-        if gt_plot is not None:
-            for line, (child, parent) in zip(lines_gt, bones, strict=True):
-                seg = gt_plot[t, [child, parent]]
-                line.set_data_3d(seg[:, 0], seg[:, 1], seg[:, 2])
-        azimuth = START_AZIMUTH + (degrees_per_frame * t if view == "rotate" else 0.0)
-        ax3d.view_init(elev=ELEVATION, azim=azimuth)
-        frame_text.set_text(f"frame {labels[t]}")
-        if errors_mm is not None:
-            error_text.set_text(f"MPJPE {errors_mm[t]:.0f} mm")
-        canvas.draw()
-        rgba = np.asarray(canvas.buffer_rgba())
-        images.append(Image.fromarray(rgba[..., :3].copy(), mode="RGB"))
-    return images
-
-
-def write_gif(frames: Sequence[Image.Image], path: str | Path, fps: float) -> Path:
-    """Write ``frames`` as a looping GIF at ``fps`` (atomically), with one palette shared by all frames.
-
-    Frame durations are rounded to whole centiseconds (GIF's unit); Pillow merges identical
-    consecutive frames into one longer frame.
-    """
-    if not frames:
-        raise ValueError("write_gif: no frames")
-    if fps <= 0:
-        raise ValueError(f"write_gif: fps must be positive, got {fps}")
-    duration_ms = max(10, round(100.0 / fps) * 10)
-    palette = frames[0].convert("RGB").quantize(colors=GIF_COLOURS, method=Image.Quantize.MEDIANCUT)
-    indexed = [f.convert("RGB").quantize(palette=palette, dither=Image.Dither.NONE) for f in frames]
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        indexed[0].save(
-            tmp,
-            format="GIF",
-            save_all=True,
-            append_images=indexed[1:],
-            duration=duration_ms,
-            loop=0,
-            optimize=False,
-        )
-    return path
-
-
-def find_ffmpeg() -> str | None:
-    """An ``ffmpeg`` executable: the one on ``PATH``, else the ``imageio-ffmpeg`` wheel's bundled binary."""
-    exe = shutil.which("ffmpeg")
-    if exe:
-        return exe
-    try:
-        import imageio_ffmpeg  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    try:
-        return str(imageio_ffmpeg.get_ffmpeg_exe())
-    except (RuntimeError, OSError):
-        return None
-
-
-class _FfmpegFailedError(Exception):
-    """ffmpeg exited with an error (the message is its last line of stderr)."""
-
-
-def write_mp4(frames: Sequence[Image.Image], path: str | Path, fps: float) -> bool:
-    """Write ``frames`` as an H.264 MP4 at ``fps`` (atomically) with ffmpeg; False when it cannot.
-
-    Returns False, with the reason logged as a warning, when no ffmpeg is found (none on ``PATH``
-    and ``imageio-ffmpeg`` not installed) or when ffmpeg fails. Odd image sizes are cropped by one
-    pixel (yuv420p needs even ones).
-    """
-    if not frames:
-        raise ValueError("write_mp4: no frames")
-    exe = find_ffmpeg()
-    if exe is None:
-        log.warning(
-            "no MP4 written: no ffmpeg on PATH and imageio-ffmpeg is not installed (pip install imageio-ffmpeg)"
-        )
-        return False
-    width, height = frames[0].size
-    width, height = width - width % 2, height - height % 2
-    path = Path(path)
-    failure = ""
-    for codec in ("libx264", "mpeg4"):
-        try:
-            with atomic_path(path) as tmp, tempfile.TemporaryFile() as errors:
-                command = [
-                    exe, "-y", "-loglevel", "error",
-                    "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", f"{fps:g}", "-i", "-",
-                    "-an", "-c:v", codec, "-pix_fmt", "yuv420p", "-movflags", "+faststart", "-f", "mp4", str(tmp),
-                ]  # fmt: skip
-                proc = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=errors)
-                assert proc.stdin is not None
-                try:
-                    for frame in frames:
-                        proc.stdin.write(np.asarray(frame.convert("RGB"))[:height, :width].tobytes())
-                except BrokenPipeError:
-                    pass  # ffmpeg stopped early; its exit status and stderr say why
-                finally:
-                    proc.stdin.close()
-                code = proc.wait()
-                if code != 0 or not tmp.is_file():
-                    errors.seek(0)
-                    last = errors.read().decode(errors="replace").strip().splitlines()[-1:]
-                    raise _FfmpegFailedError(last[0] if last else f"exit status {code}")
-            return True
-        except _FfmpegFailedError as exc:
-            failure = str(exc)
-            log.debug("ffmpeg with %s failed: %s", codec, failure)
-    log.warning("no MP4 written: %s failed (%s)", exe, failure)
-    return False
-
-
-def _parse_range(frames: slice | tuple[int, int] | None, length: int, where: str) -> tuple[int, int, int | None]:
-    """(start, end, step or None) of a frame range inside a sequence of ``length`` frames."""
-    if frames is None:
-        return 0, min(DEFAULT_NUM_FRAMES, length), None
-    if isinstance(frames, slice):
-        start, end, step = frames.start, frames.stop, frames.step
-    else:
-        start, end = frames
-        step = None
-    if step is not None and int(step) < 1:
-        raise UserInputError(f"frames: step must be >= 1, got {step}")
-    shown = f"{'' if start is None else start}:{'' if end is None else end}"
-    start = 0 if start is None else int(start)
-    if not 0 <= start < length or (end is not None and not start < int(end) <= length):
-        raise UserInputError(f"frames {shown} out of range for {where}, which has frames 0:{length}")
-    end = min(start + DEFAULT_NUM_FRAMES, length) if end is None else int(end)
-    return start, end, None if step is None else int(step)
-
-
-def _file_labels(processed: Path) -> dict[str, Any] | None:
-    """The processed file's ``subjects`` / ``actions`` / ``fps`` attributes, or None if unreadable."""
-    import h5py
-
-    try:
-        with h5py.File(processed, "r") as handle:
-            return {
-                "subjects": json.loads(handle.attrs["subjects"]),
-                "actions": json.loads(handle.attrs["actions"]),
-            }
-    except (OSError, KeyError, ValueError, TypeError):
-        return None  # load_processed reports what is wrong with the file
-
-
-def _choices(values: Sequence[Any]) -> str:
-    return ", ".join(str(v) for v in values)
+DEMO_SIZE_PX = (720, 360)
+DEMO_ACTION = "Walking"
 
 
 def render_sequence(
@@ -384,33 +67,97 @@ def render_sequence(
     "refined", "seconds"}``. Unknown subject, action or camera, an empty or out-of-range frame
     range, and a checkpoint whose layout differs from the file's are :class:`UserInputError`\\ s.
     """
-    import torch
-
-    from mlpgraph import metrics
-    from mlpgraph.cameras import denormalise_screen
-    from mlpgraph.checkpoints import networks_from_checkpoint
-    from mlpgraph.data import schema
-    from mlpgraph.data.batches import PoseArrays
-    from mlpgraph.evaluation import model_pad, predict
-    from mlpgraph.layouts import get_layout
-
     began = time.perf_counter()
     checkpoint, processed, out = Path(checkpoint), Path(processed), Path(out)
+    _check_options(view, fps)
+    networks, data = _load(checkpoint, processed, subject, device)
+    rows, frame_numbers = _sequence_rows(data, processed, subject, action, camera)
+    start, end, step = _parse_range(frames, len(rows), f"{subject} {action} camera {camera}")
+    stride, play_fps = _stride_and_fps(step, fps, float(data.attrs.get("fps", 50)))
+    clip = _predict_clip(networks, data, rows[start:end:stride], flip_test)
+    title = f"{subject} {action}, camera {camera}: {clip.network}, {clip.keypoints} 2D, P1 {clip.p1_mm:.1f} mm"
+    labels = frame_numbers[start:end:stride].tolist()
+    images = render_frames(
+        clip.pixels, clip.pred, clip.gt, clip.layout, clip.image_size, title,
+        view=view, size_px=size_px, frame_labels=labels,
+    )  # fmt: skip
+    gif = write_gif(images, out, play_fps)
+    mp4_path = out.with_suffix(".mp4") if mp4 and write_mp4(images, out.with_suffix(".mp4"), play_fps) else None
+    seconds = time.perf_counter() - began
+    result = {
+        "gif": str(gif),
+        "mp4": None if mp4_path is None else str(mp4_path),
+        "frames": len(images),
+        "frame_range": [int(frame_numbers[start]), int(frame_numbers[end - 1]) + 1],
+        "stride": int(stride),
+        "fps": float(play_fps),
+        "size": list(images[0].size),
+        "p1_mm": float(clip.p1_mm),
+        "refined": clip.refined,
+        "seconds": round(seconds, 2),
+    }
+    _log_render(result)
+    return result
+
+
+def _check_options(view: str, fps: float | None) -> None:
     if view not in VIEWS:
         raise UserInputError(f"view must be one of {_choices(VIEWS)}, got {view!r}")
     if fps is not None and not fps > 0:
         raise UserInputError(f"fps must be positive, got {fps}")
+
+
+def _log_render(result: dict[str, Any]) -> None:
+    log.info(
+        "render: %s (%d frames %d:%d every %d, %g fps, %dx%d, P1 %.1f mm) in %.1f s%s",
+        result["gif"], result["frames"], *result["frame_range"], result["stride"], result["fps"], *result["size"],
+        result["p1_mm"], result["seconds"], f"; {result['mp4']}" if result["mp4"] else "",
+    )  # fmt: skip
+
+
+def _choices(values: Sequence[Any]) -> str:
+    return ", ".join(str(v) for v in values)
+
+
+def _file_labels(processed: Path) -> dict[str, Any] | None:
+    """The processed file's ``subjects`` / ``actions`` attributes, or None if unreadable."""
+    import h5py
+
+    try:
+        with h5py.File(processed, "r") as handle:
+            return {
+                "subjects": json.loads(handle.attrs["subjects"]),
+                "actions": json.loads(handle.attrs["actions"]),
+            }
+    except (OSError, KeyError, ValueError, TypeError):
+        return None  # load_processed reports what is wrong with the file
+
+
+def _load(checkpoint: Path, processed: Path, subject: str, device: str) -> tuple[dict[str, Any], Any]:
+    """The checkpoint's networks (one of them role ``model``) and ``subject``'s :class:`PoseArrays` of the file.
+
+    An unknown subject, a checkpoint without a lifting network, or one whose layout differs from
+    the file's is a :class:`UserInputError`.
+    """
+    from mlpgraph.checkpoints import networks_from_checkpoint
+    from mlpgraph.data.batches import PoseArrays
+
     labels = _file_labels(processed)
     if labels is not None and subject not in labels["subjects"]:
         raise UserInputError(f"{processed}: no subject {subject!r}; choose from {_choices(labels['subjects'])}")
     networks = networks_from_checkpoint(checkpoint)
     if "model" not in networks:
         raise UserInputError(f"{checkpoint}: no lifting network (role 'model'); it has {_choices(networks)}")
-    model, refine = networks["model"], networks.get("refine")
     data = PoseArrays.from_processed(processed, [subject], device=device)
-    model_layout = str(getattr(model, "config", {}).get("layout", data.layout))
+    model_layout = str(getattr(networks["model"], "config", {}).get("layout", data.layout))
     if model_layout != data.layout:
         raise UserInputError(f"{checkpoint}: model layout {model_layout} but {processed} holds {data.layout}")
+    return networks, data
+
+
+def _sequence_rows(data: Any, processed: Path, subject: str, action: str, camera: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of ``data`` holding ``action`` seen by ``camera``, in frame order, and their frame numbers."""
+    from mlpgraph.data import schema
 
     actions = data.attrs["actions"]
     action_ids = data.meta[schema.ACTION].cpu().numpy()
@@ -428,12 +175,30 @@ def render_sequence(
         )
     rows = np.flatnonzero(in_action & (cameras == camera))
     frame_numbers = data.meta[schema.FRAME].cpu().numpy()[rows]
-    rows = rows[np.argsort(frame_numbers, kind="stable")]
-    frame_numbers = np.sort(frame_numbers)
-    where = f"{subject} {action} camera {camera}"
-    start, end, step = _parse_range(frames, len(rows), where)
+    return rows[np.argsort(frame_numbers, kind="stable")], np.sort(frame_numbers)
 
-    data_fps = float(data.attrs.get("fps", 50))
+
+def _parse_range(frames: slice | tuple[int, int] | None, length: int, where: str) -> tuple[int, int, int | None]:
+    """(start, end, step or None) of a frame range inside a sequence of ``length`` frames."""
+    if frames is None:
+        return 0, min(DEFAULT_NUM_FRAMES, length), None
+    if isinstance(frames, slice):
+        start, end, step = frames.start, frames.stop, frames.step
+    else:
+        start, end = frames
+        step = None
+    if step is not None and int(step) < 1:
+        raise UserInputError(f"frames: step must be >= 1, got {step}")
+    shown = f"{'' if start is None else start}:{'' if end is None else end}"
+    start = 0 if start is None else int(start)
+    if not 0 <= start < length or (end is not None and not start < int(end) <= length):
+        raise UserInputError(f"frames {shown} out of range for {where}, which has frames 0:{length}")
+    end = min(start + DEFAULT_NUM_FRAMES, length) if end is None else int(end)
+    return start, end, None if step is None else int(step)
+
+
+def _stride_and_fps(step: int | None, fps: float | None, data_fps: float) -> tuple[int, float]:
+    """(every how many frames one is rendered, playback fps): a given ``step`` wins, else real time at ``fps``."""
     if step is not None:
         stride = step
         play_fps = fps if fps is not None else data_fps / stride
@@ -445,63 +210,56 @@ def render_sequence(
         play_fps = float(fps)
     if play_fps > 50:
         log.warning("GIF at %.0f fps: most viewers slow down frames shorter than 20 ms", play_fps)
-    chosen = rows[start:end:stride]
-    chosen_t = torch.as_tensor(chosen, dtype=torch.long, device=data.device)
+    return stride, play_fps
 
+
+@dataclass(frozen=True)
+class _Clip:
+    """The rendered rows: ``pred`` and ``gt`` (N, J, 3) root-relative metres, their MPJPE, the input
+    ``pixels`` (N, J, 2) and the camera's ``image_size``; ``network`` and ``keypoints`` (2D source) name them."""
+
+    pred: np.ndarray
+    gt: np.ndarray
+    p1_mm: float
+    pixels: np.ndarray
+    image_size: tuple[int, int]
+    layout: SkeletonLayout
+    network: str
+    keypoints: str
+    refined: bool
+
+
+def _predict_clip(networks: dict[str, Any], data: Any, chosen: np.ndarray, flip_test: bool) -> _Clip:
+    """Predict the rows ``chosen`` of ``data``, refined with the ground-truth root depth when the checkpoint can."""
+    import torch
+
+    from mlpgraph import metrics
+    from mlpgraph.cameras import denormalise_screen
+    from mlpgraph.data import schema
+    from mlpgraph.evaluation import model_pad, predict
+    from mlpgraph.layouts import get_layout
+
+    model, refine = networks["model"], networks.get("refine")
+    chosen_t = torch.as_tensor(chosen, dtype=torch.long, device=data.device)
     pred = predict(model, data, model_pad(model), flip_test=flip_test, refine=refine, root_depth="gt", indices=chosen_t)
     pred_np = pred.cpu().numpy()
     gt_np = data.poses_3d[chosen_t].cpu().numpy()
-    root = get_layout(data.layout).root
-    gt_np = gt_np - gt_np[:, root : root + 1]
-    p1_mm = metrics.mpjpe(pred_np * 1000.0, gt_np * 1000.0)
-
+    layout = get_layout(data.layout)
+    gt_np = gt_np - gt_np[:, layout.root : layout.root + 1]
     intrinsics = data.meta[schema.INTRINSICS][data.sequence[chosen_t[0]]].cpu().numpy()
     image_w, image_h = float(intrinsics[4]), float(intrinsics[5])
-    poses_px = denormalise_screen(data.poses_2d[chosen_t].cpu().numpy(), image_w, image_h)
-
-    network = f"{networks['model'].__class__.__name__} T={getattr(model, 'frames', 1)}"
-    if refine is not None:
-        network += " + refinement"
-    keypoints = data.attrs.get("keypoints", "?")
-    title = f"{subject} {action}, camera {camera}: {network}, {keypoints} 2D, P1 {p1_mm:.1f} mm"
-    images = render_frames(
-        poses_px,
-        pred_np,
-        gt_np,
-        get_layout(data.layout),
-        (int(image_w), int(image_h)),
-        title,
-        view=view,
-        size_px=size_px,
-        frame_labels=frame_numbers[start:end:stride].tolist(),
+    network = f"{model.__class__.__name__} T={getattr(model, 'frames', 1)}"
+    return _Clip(
+        pred=pred_np,
+        gt=gt_np,
+        p1_mm=metrics.mpjpe(pred_np * 1000.0, gt_np * 1000.0),
+        pixels=denormalise_screen(data.poses_2d[chosen_t].cpu().numpy(), image_w, image_h),
+        image_size=(int(image_w), int(image_h)),
+        layout=layout,
+        network=network if refine is None else network + " + refinement",
+        keypoints=data.attrs.get("keypoints", "?"),
+        refined=refine is not None,
     )
-    gif = write_gif(images, out, play_fps)
-    mp4_path: Path | None = None
-    if mp4 and write_mp4(images, out.with_suffix(".mp4"), play_fps):
-        mp4_path = out.with_suffix(".mp4")
-    seconds = time.perf_counter() - began
-    result = {
-        "gif": str(gif),
-        "mp4": None if mp4_path is None else str(mp4_path),
-        "frames": len(images),
-        "frame_range": [int(frame_numbers[start]), int(frame_numbers[end - 1]) + 1],
-        "stride": int(stride),
-        "fps": float(play_fps),
-        "size": list(images[0].size),
-        "p1_mm": float(p1_mm),
-        "refined": refine is not None,
-        "seconds": round(seconds, 2),
-    }
-    log.info(
-        "render: %s (%d frames %d:%d every %d, %g fps, %dx%d, P1 %.1f mm) in %.1f s%s",
-        gif, len(images), *result["frame_range"], stride, play_fps, *result["size"], p1_mm, seconds,
-        f"; {mp4_path}" if mp4_path else "",
-    )  # fmt: skip
-    return result
-
-
-DEMO_SIZE_PX = (720, 360)
-DEMO_ACTION = "Walking"
 
 
 def render_demos(
