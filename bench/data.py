@@ -24,8 +24,6 @@ import argparse
 import ctypes
 import json
 import logging
-import os
-import platform
 import resource
 import sys
 import tempfile
@@ -36,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from machine import machine_info
 from peer_paths import PerItemWindows, ReleaseStyleWindows, per_item_epoch, random_arrays, release_epoch
 
 from mlpgraph.data.batches import PoseArrays, gather_windows
@@ -219,24 +218,6 @@ def bench_generate_preprocess(scales: list[str], workdir: Path) -> list[dict[str
             "bytes": out_path.stat().st_size,
         }
     return rows
-
-
-def machine_info(devices: list[str]) -> dict[str, Any]:
-    """Where the numbers were taken."""
-    info: dict[str, Any] = {
-        "cpu_count": os.cpu_count(),
-        "affinity_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "torch_threads": torch.get_num_threads(),
-        "platform": platform.platform(),
-        "processor": platform.processor(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "devices": devices,
-    }
-    if torch.cuda.is_available():
-        info["cuda_device"] = torch.cuda.get_device_name(0)
-    return info
 
 
 def format_table(results: dict[str, Any]) -> str:

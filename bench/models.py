@@ -17,8 +17,6 @@ import argparse
 import copy
 import json
 import logging
-import os
-import platform
 import statistics
 import sys
 import time
@@ -27,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from machine import machine_info
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -130,21 +129,6 @@ def run(devices: list[str], batches: tuple[int, ...], min_seconds: float) -> dic
                 }
                 results["rows"].append(frow)
     return results
-
-
-def machine_info(devices: list[str]) -> dict[str, Any]:
-    """Where the numbers were taken."""
-    info: dict[str, Any] = {
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "devices": devices,
-    }
-    if torch.cuda.is_available():
-        info["cuda_device"] = torch.cuda.get_device_name(0)
-    return info
 
 
 def format_table(results: dict[str, Any]) -> str:

@@ -21,8 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import platform
 import statistics
 import sys
 import time
@@ -30,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from machine import machine_info
 from peer_paths import ReleaseStyleWindows, random_arrays
 from torch.utils.data import DataLoader
 
@@ -175,13 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         bench_model(m, args.samples, args.batch_size, args.steps, args.repeats, args.eval_samples) for m in args.models
     ]
     results = {
-        "machine": {
-            "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "platform": platform.platform(),
-            "torch": torch.__version__,
-            "device": "cpu",
-        },
+        "machine": machine_info(["cpu"]),
         "note": "full-scale figures are estimates from the measured throughput (no GPU was available)",
         "rows": rows,
     }
