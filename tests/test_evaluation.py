@@ -14,6 +14,7 @@ from torch import nn
 from mlpgraph import evaluation
 from mlpgraph.data import formats
 from mlpgraph.data.batches import PoseArrays, flip_poses
+from mlpgraph.evaluation import mpi3dhp
 from mlpgraph.layouts import get_layout
 from mlpgraph.models import PoseRefinement, build_model
 from mlpgraph.models.refine import mean_bone_lengths, refinement_input
@@ -165,15 +166,15 @@ def test_evaluate_h36m_per_family():
     json.dumps(result)
     assert list(result["per_family"]) == ["Directions", "Eating", "Walking"]  # "Unused" has no samples
     fam = result["per_family"]
-    assert fam["Directions"]["p1"] == pytest.approx(5.0, abs=1e-3)
-    assert fam["Eating"]["p1"] == pytest.approx(12.0, abs=1e-3)
-    assert fam["Walking"]["p1"] == pytest.approx(scaled_p1, rel=1e-4)
+    assert fam["Directions"]["P1"] == pytest.approx(5.0, abs=1e-3)
+    assert fam["Eating"]["P1"] == pytest.approx(12.0, abs=1e-3)
+    assert fam["Walking"]["P1"] == pytest.approx(scaled_p1, rel=1e-4)
     assert [fam[k]["num_samples"] for k in fam] == [8, 8, 7]
     for v in fam.values():
-        assert v["p2"] == pytest.approx(0.0, abs=1e-3)
-    assert result["p1"] == pytest.approx((5.0 + 12.0 + scaled_p1) / 3, rel=1e-4)
-    assert result["p1_sample_mean"] == pytest.approx((8 * 5.0 + 8 * 12.0 + 7 * scaled_p1) / 23, rel=1e-4)
-    assert result["p2"] == pytest.approx(0.0, abs=1e-3)
+        assert v["P2"] == pytest.approx(0.0, abs=1e-3)
+    assert result["P1"] == pytest.approx((5.0 + 12.0 + scaled_p1) / 3, rel=1e-4)
+    assert result["P1_sample_mean"] == pytest.approx((8 * 5.0 + 8 * 12.0 + 7 * scaled_p1) / 23, rel=1e-4)
+    assert result["P2"] == pytest.approx(0.0, abs=1e-3) and result["P2_sample_mean"] == pytest.approx(0.0, abs=1e-3)
     assert result["num_samples"] == 23 and result["num_families"] == 3
     # per joint, over all samples: the translations give 5 / 12 mm at every joint, the scaling
     # 0.1 x each joint's distance from the root (0 at the root itself)
@@ -185,7 +186,7 @@ def test_evaluate_h36m_per_family():
     assert joints[names[5]] == pytest.approx((8 * 5.0 + 8 * 12.0 + scaled_joint5) / 23, rel=1e-4)
     # on a subset of indices
     sub = evaluation.evaluate_h36m(pred[family == 1], data, indices=torch.nonzero(family == 1)[:, 0])
-    assert list(sub["per_family"]) == ["Eating"] and sub["p1"] == pytest.approx(12.0, abs=1e-3)
+    assert list(sub["per_family"]) == ["Eating"] and sub["P1"] == pytest.approx(12.0, abs=1e-3)
 
 
 def make_3dhp(errors_m: dict[str, float], lengths: dict[str, int], seed: int = 5) -> formats.Test3DHP:
@@ -219,20 +220,20 @@ def test_evaluate_3dhp_known_errors_per_scene():
     scenes = result["per_scene"]
     # 16 joints: the root's error is 0 (PCK at every threshold > 0: 30 of 31), the 15 others
     # 102 mm (below t = 105..150: 10 of 31), 203 mm (never) or 52 mm (t = 55..150: 20 of 31).
-    assert scenes["GS"]["pck"] == pytest.approx(100.0)
-    assert scenes["GS"]["auc"] == pytest.approx(100.0 * (30 + 15 * 10) / (16 * 31))
-    assert scenes["noGS"]["pck"] == pytest.approx(100.0 / 16)
-    assert scenes["noGS"]["auc"] == pytest.approx(100.0 * 30 / (16 * 31))
-    assert scenes["outdoor"]["pck"] == pytest.approx(100.0)
-    assert scenes["outdoor"]["auc"] == pytest.approx(100.0 * (30 + 15 * 20) / (16 * 31))
+    assert scenes["GS"]["PCK"] == pytest.approx(100.0)
+    assert scenes["GS"]["AUC"] == pytest.approx(100.0 * (30 + 15 * 10) / (16 * 31))
+    assert scenes["noGS"]["PCK"] == pytest.approx(100.0 / 16)
+    assert scenes["noGS"]["AUC"] == pytest.approx(100.0 * 30 / (16 * 31))
+    assert scenes["outdoor"]["PCK"] == pytest.approx(100.0)
+    assert scenes["outdoor"]["AUC"] == pytest.approx(100.0 * (30 + 15 * 20) / (16 * 31))
     assert [scenes[k]["num_samples"] for k in ("GS", "noGS", "outdoor")] == [6, 5, 4]
-    assert result["pck"] == pytest.approx((6 * 100.0 + 5 * 100.0 / 16 + 4 * 100.0) / 15)
+    assert result["PCK"] == pytest.approx((6 * 100.0 + 5 * 100.0 / 16 + 4 * 100.0) / 15)
     assert result["num_samples"] == 15
     assert result["per_sequence"]["TS3"] == scenes["noGS"]
     # PoseAug's file has no scene labels: overall only
     unlabelled = formats.Test3DHP(test.poses_2d, test.poses_3d, None, np.full(15, "all"), "poseaug", LAYOUT)
     plain = evaluation.evaluate_3dhp(WindowMean(), unlabelled, pad=0)
-    assert "per_scene" not in plain and plain["pck"] == pytest.approx(result["pck"])
+    assert "per_scene" not in plain and plain["PCK"] == pytest.approx(result["PCK"])
 
 
 def test_evaluate_3dhp_temporal_windows_stay_in_sequence():
@@ -254,11 +255,11 @@ def test_evaluate_3dhp_temporal_windows_stay_in_sequence():
     scene = np.array([{"TS1": "GS", "TS3": "noGS", "TS5": "outdoor"}[n] for n in names])
     test = formats.Test3DHP(uv, expected, scene, np.array(names), "pstmo", LAYOUT)
     result = evaluation.evaluate_3dhp(WindowMean(2 * pad + 1), test, pad=pad)
-    assert result["auc"] == pytest.approx(100.0 * 30 / 31)  # every error ~0: below every t >= 5
+    assert result["AUC"] == pytest.approx(100.0 * 30 / 31)  # every error ~0: below every t >= 5
 
 
 def test_run_sequences():
-    runs = evaluation._run_sequences(np.array(["TS1", "TS1", "TS3", "TS1"]))
+    runs = mpi3dhp._run_sequences(np.array(["TS1", "TS1", "TS3", "TS1"]))
     np.testing.assert_array_equal(runs, [[0, 2], [2, 1], [3, 1]])
 
 
@@ -319,8 +320,8 @@ def test_evaluate_poses_known_errors_and_temporal_padding():
     xyz = np.concatenate([uv - uv[:, :1], np.zeros((12, J, 1), np.float32)], axis=-1)
     result = evaluation.evaluate_poses(WindowMean(), uv, 1.1 * xyz + 2.0, layout="h36m16")
     # targets made root-relative: 1.1 x the prediction -> P1 = 0.1 x mean joint norm, P2 = 0
-    assert result["p1"] == pytest.approx(float(np.linalg.norm(xyz, axis=-1).mean() * 100.0), rel=1e-4)
-    assert result["p2"] == pytest.approx(0.0, abs=1e-3)
+    assert result["P1"] == pytest.approx(float(np.linalg.norm(xyz, axis=-1).mean() * 100.0), rel=1e-4)
+    assert result["P2"] == pytest.approx(0.0, abs=1e-3)
     assert result["num_samples"] == 12
     # a temporal model sees its frame repeated over the window
     model = tiny_mlpgraph(5)
@@ -329,7 +330,7 @@ def test_evaluate_poses_known_errors_and_temporal_padding():
         out = model.eval()(torch.from_numpy(uv)[:, None].expand(-1, 5, -1, -1))
     out = (out - out[:, :1]).double() * 1000.0
     expected = (out - torch.from_numpy(xyz).double() * 1000.0).norm(dim=-1).mean()
-    assert result["p1"] == pytest.approx(float(expected), rel=1e-5)
+    assert result["P1"] == pytest.approx(float(expected), rel=1e-5)
 
 
 def test_inference_time():

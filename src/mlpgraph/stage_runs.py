@@ -125,10 +125,10 @@ def _h36m_evaluator(params: Mapping[str, Any], experiment: Experiment, test: Pos
         record: dict[str, float] = {}
         if refine is not None:
             plain = evaluate_h36m(predict(model, test, experiment.pad, flip, batch), test)
-            record["P1_spatial"], record["P2_spatial"] = plain["p1"], plain["p2"]
+            record["P1_spatial"], record["P2_spatial"] = plain["P1"], plain["P2"]
         pred = predict(model, test, experiment.pad, flip, batch, refine=refine, root_depth=root_depth)
         result = evaluate_h36m(pred, test)
-        record["P1"], record["P2"] = result["p1"], result["p2"]
+        record["P1"], record["P2"] = result["P1"], result["P2"]
         return record
 
     return evaluate
@@ -372,20 +372,20 @@ def _mean_pose_baseline(train_data: PoseArrays, test_data: PoseArrays) -> dict[s
     mean = train_data.poses_3d.mean(dim=0, keepdim=True)
     pred = mean.expand_as(test_data.poses_3d)
     result = evaluate_h36m(pred, test_data)
-    return {"P1": result["p1"], "P2": result["p2"]}
+    return {"P1": result["P1"], "P2": result["P2"]}
 
 
 def _h36m_figures(result: Mapping[str, Any], selection: str) -> dict[str, Any]:
     return {
         "selection": selection,
-        "P1": result["p1"],
-        "P2": result["p2"],
-        "P1_sample_mean": result["p1_sample_mean"],
-        "P2_sample_mean": result["p2_sample_mean"],
+        "P1": result["P1"],
+        "P2": result["P2"],
+        "P1_sample_mean": result["P1_sample_mean"],
+        "P2_sample_mean": result["P2_sample_mean"],
         "num_samples": result["num_samples"],
         "per_joint": result["per_joint"],
         "per_action": {
-            family: {"P1": r["p1"], "P2": r["p2"], "num_samples": r["num_samples"]}
+            family: {"P1": r["P1"], "P2": r["P2"], "num_samples": r["num_samples"]}
             for family, r in result["per_family"].items()
         },
     }
@@ -564,7 +564,7 @@ def run_evaluate_3dhp(params: Mapping[str, Any], name: str, models_dir: Path, ra
                 model = networks_from_checkpoint(path)["model"].to(device)
                 batch = int(get(params, "evaluate.batch_size"))
                 out[key] = {"selection": selection, **evaluate_3dhp(model, test, experiment.pad, flip, batch, device)}
-            run.log_metrics({key: {"PCK": out[key]["pck"], "AUC": out[key]["auc"]}})
+            run.log_metrics({key: {"PCK": out[key]["PCK"], "AUC": out[key]["AUC"]}})
         out["mlflow_run_id"] = run.run_id
         write_json(out_path, out)
         run.log_artifact(out_path)
@@ -640,8 +640,8 @@ def run_hard_poses(params: Mapping[str, Any], name: str, models_dir: Path, hard_
                 pred = predict(model, test, experiment.pad, flip, batch, indices=indices)
                 target = test.poses_3d[indices]
                 result = {
-                    "p1": metrics.mpjpe(pred * 1000, target * 1000),
-                    "p2": metrics.pa_mpjpe(pred * 1000, target * 1000),
+                    "P1": metrics.mpjpe(pred * 1000, target * 1000),
+                    "P2": metrics.pa_mpjpe(pred * 1000, target * 1000),
                     "num_samples": len(indices),
                 }
             else:
@@ -650,11 +650,11 @@ def run_hard_poses(params: Mapping[str, Any], name: str, models_dir: Path, hard_
                 )
             out[key] = {
                 "selection": selection,
-                "P1": result["p1"],
-                "P2": result["p2"],
+                "P1": result["P1"],
+                "P2": result["P2"],
                 "num_samples": result["num_samples"],
             }
-            run.log_metrics({key: {"P1": result["p1"], "P2": result["p2"]}})
+            run.log_metrics({key: {"P1": result["P1"], "P2": result["P2"]}})
         out["mlflow_run_id"] = run.run_id
         write_json(out_path, out)
         run.log_artifact(out_path)
