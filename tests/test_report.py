@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import copy
-import json
+import dataclasses
+import shutil
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -18,7 +19,29 @@ from mlpgraph.data.actions import ACTION_FAMILIES
 from mlpgraph.errors import UserInputError
 from mlpgraph.layouts import get_layout
 from mlpgraph.report import PAPER_FIGURES, build_report
-from tests.conftest import ROOT, tool_env
+from mlpgraph.results import (
+    ActionFigures,
+    BatchTiming,
+    DataDescription,
+    DhpEvaluation,
+    DhpFigures,
+    DhpUnavailable,
+    EpochRecord,
+    ErrorPair,
+    H36mEvaluation,
+    H36mFigures,
+    HardEvaluation,
+    HardFigures,
+    InferenceTime,
+    PckFigures,
+    RefinedSelection,
+    RefineEvaluation,
+    Skipped,
+    TrainingCurve,
+    TrainSummary,
+    write_record,
+)
+from tests.conftest import ROOT, set_params, tool_env
 
 BEST_SELECTION = "best on test (release rule)"
 FINAL_SELECTION = "last epoch"
@@ -57,185 +80,214 @@ def make_params(names: Sequence[str] | None = None, layout: str = "h36m16") -> d
     }
 
 
-def _h36m_figures(base: float, selection: str) -> dict[str, Any]:
-    """``stage_runs._h36m_figures``: per-action errors from ``base``, their mean as the protocol figure."""
+def _h36m_figures(base: float, selection: str, note: str | None = None) -> H36mFigures:
+    """Per-action errors from ``base``, their mean as the protocol figure (as ``mlpgraph.evaluation`` gives it)."""
     per_action = {
-        family: {"P1": base + 0.37 * k + 0.013, "P2": 0.8 * base + 0.21 * k + 0.026, "num_samples": 100 + k}
+        family: ActionFigures(P1=base + 0.37 * k + 0.013, P2=0.8 * base + 0.21 * k + 0.026, num_samples=100 + k)
         for k, family in enumerate(ACTION_FAMILIES)
     }
-    p1 = sum(v["P1"] for v in per_action.values()) / len(per_action)
-    p2 = sum(v["P2"] for v in per_action.values()) / len(per_action)
+    p1 = sum(v.P1 for v in per_action.values()) / len(per_action)
+    p2 = sum(v.P2 for v in per_action.values()) / len(per_action)
+    return H36mFigures(
+        selection=selection,
+        P1=p1,
+        P2=p2,
+        P1_sample_mean=p1 + 0.5,
+        P2_sample_mean=p2 + 0.5,
+        num_samples=sum(v.num_samples for v in per_action.values()),
+        per_joint={name: base * (0.5 + 0.1 * j) for j, name in enumerate(get_layout("h36m16").joint_names)},
+        per_action=per_action,
+        note=note,
+    )
+
+
+def _pck(base: float) -> PckFigures:
+    return PckFigures(PCK=base, AUC=base / 2 + 0.04, num_samples=600)
+
+
+def _dhp_figures(base: float, selection: str) -> DhpFigures:
+    overall = _pck(base)
+    return DhpFigures(
+        selection=selection,
+        PCK=overall.PCK,
+        AUC=overall.AUC,
+        num_samples=overall.num_samples,
+        source_format="pstmo",
+        flip_test=True,
+        per_scene={"GS": _pck(base + 1.26), "noGS": _pck(base - 2.14), "outdoor": _pck(base - 5.33)},
+        per_sequence={f"TS{i}": _pck(base + i) for i in range(1, 7)},
+    )
+
+
+def _inference_time(i: int) -> InferenceTime:
+    median = 0.00123 * (i + 1)
+    return InferenceTime(
+        device="cpu",
+        device_name="test CPU",
+        torch_threads=2,
+        batch={
+            "1": BatchTiming(median_s=median, poses_per_s=1 / median, runs=20),
+            "64": BatchTiming(median_s=0.01, poses_per_s=6400.0, runs=20),
+        },
+        path="plain",
+    )
+
+
+def _training(name: str, model: str, config: dict[str, Any], i: int, data: DataDescription) -> dict[str, Any]:
+    """The training summary and curve of experiment number ``i`` (three epochs, the second best on test)."""
+    base = 30.0 + 4.0 * i + 0.123
+    summary = TrainSummary(
+        experiment=name,
+        model=model,
+        model_config=config,
+        parameters=12345 + 1000 * i,
+        recipe={},
+        data=data,
+        epochs=3,
+        seconds=12.5,
+        last_epoch=EpochRecord(selection=FINAL_SELECTION, epoch=3, figures={"lr": 0.001, "loss": 0.05, "P1": base}),
+        best_on_test=EpochRecord(
+            selection=BEST_SELECTION, epoch=2, figures={"lr": 0.001, "loss": 0.06, "P1": base - 1.5}
+        ),
+        mlflow_run_id=f"{i:02d}" + "a" * 30,
+    )
+    history = tuple(
+        EpochRecord(
+            epoch=e, figures={"lr": 0.001, "loss": 0.2 / e, "loss_main": 0.2 / e, "P1": base + 10.0 / e, "P2": base}
+        )
+        for e in (1, 2, 3)
+    )
+    return {"train": summary, "curve": TrainingCurve(history=history)}
+
+
+def _refinement(h36m: H36mEvaluation, train: TrainSummary, setting: dict[str, Any], base: float) -> dict[str, Any]:
+    """The refinement evaluation and training summary of an experiment in ``refinement``."""
+    selections = {
+        key: RefinedSelection(
+            selection=selection,
+            without_refinement=_h36m_figures(base + 1.0 + shift, selection),
+            refined_gt_root=_h36m_figures(base - 2.0 + shift, selection, note="oracle"),
+            refined_estimated_root=_h36m_figures(base + 3.0 + shift, selection, note="estimated"),
+        )
+        for key, selection, shift in (("last_epoch", FINAL_SELECTION, 0.0), ("best_on_test", BEST_SELECTION, -1.0))
+    }
+    refine = RefineEvaluation(
+        experiment=h36m.experiment,
+        model=h36m.model,
+        keypoints=h36m.keypoints,
+        frames=h36m.frames,
+        flip_test=h36m.flip_test,
+        data=h36m.data,
+        refinement=setting,
+        **selections,
+        mlflow_run_id="r" * 32,
+    )
+    train_refine = dataclasses.replace(
+        train,
+        refinement=setting,
+        selection_metric="refined P1 on the test split, root depth from the ground truth",
+        mlflow_run_id="t" * 32,
+    )
+    return {"refine": refine, "train_refine": train_refine}
+
+
+def _dhp(name: str, model: str, i: int, data: DataDescription, available: bool) -> DhpEvaluation | DhpUnavailable:
+    if not available:
+        return DhpUnavailable(
+            experiment=name, model=model, flip_test=True, reason="no MPI-INF-3DHP test file in data/raw"
+        )
+    return DhpEvaluation(
+        experiment=name,
+        model=model,
+        flip_test=True,
+        file="data_test_3dhp.npz",
+        data=dataclasses.replace(data, fingerprint="e" * 64),  # the 3DHP file's SHA-256
+        last_epoch=_dhp_figures(60.0 + i + 0.234, FINAL_SELECTION),
+        best_on_test=_dhp_figures(61.0 + i, BEST_SELECTION),
+        mlflow_run_id=f"{i:02d}" + "a" * 30,
+    )
+
+
+def _experiment_files(
+    name: str, spec: Mapping[str, Any], i: int, data: DataDescription, dhp_available: bool
+) -> dict[str, Any]:
+    """Every metrics record of experiment number ``i`` but the refinement's, with known numbers."""
+    frames = int(spec["model_args"].get("frames", 1))
+    config = {"layout": data.layout, "frames": frames, **spec["model_args"]}
+    if spec["model"] == "mlpgraph":
+        config.setdefault("aggregation", "diagonal")
+    base = 30.0 + 4.0 * i + 0.123
+    run_id = f"{i:02d}" + "a" * 30
+    h36m = H36mEvaluation(
+        experiment=name,
+        model=spec["model"],
+        keypoints=spec["keypoints"],
+        frames=frames,
+        flip_test=True,
+        data=data,
+        mean_pose_baseline=ErrorPair(P1=171.234, P2=120.456),
+        last_epoch=_h36m_figures(base, FINAL_SELECTION),
+        best_on_test=_h36m_figures(base - 1.5, BEST_SELECTION),
+        parameters=12345 + 1000 * i,
+        model_config=config,
+        inference_time=_inference_time(i),
+        mlflow_run_id=run_id,
+    )
+    hard = HardEvaluation(
+        experiment=name,
+        model=spec["model"],
+        flip_test=True,
+        source="derived",
+        data=data,
+        last_epoch=HardFigures(selection=FINAL_SELECTION, P1=base + 20.456, P2=base + 10.321, num_samples=48),
+        best_on_test=HardFigures(selection=BEST_SELECTION, P1=base + 19.0, P2=base + 9.0, num_samples=48),
+        mlflow_run_id=run_id,
+    )
     return {
-        "selection": selection,
-        "P1": p1,
-        "P2": p2,
-        "P1_sample_mean": p1 + 0.5,
-        "P2_sample_mean": p2 + 0.5,
-        "num_samples": sum(v["num_samples"] for v in per_action.values()),
-        "per_joint": {name: base * (0.5 + 0.1 * j) for j, name in enumerate(get_layout("h36m16").joint_names)},
-        "per_action": per_action,
+        "h36m": h36m,
+        "hard": hard,
+        **_training(name, spec["model"], config, i, data),
+        "3dhp": _dhp(name, spec["model"], i, data, dhp_available),
     }
 
 
-def _pck(base: float, selection: str | None = None) -> dict[str, Any]:
-    figures = {"pck": base, "auc": base / 2 + 0.04, "num_samples": 600}
-    return figures if selection is None else {"selection": selection, **figures}
-
-
-def _dhp_figures(base: float, selection: str) -> dict[str, Any]:
-    return {
-        **_pck(base, selection),
-        "source_format": "pstmo",
-        "flip_test": True,
-        "per_scene": {"GS": _pck(base + 1.26), "noGS": _pck(base - 2.14), "outdoor": _pck(base - 5.33)},
-        "per_sequence": {f"TS{i}": _pck(base + i) for i in range(1, 7)},
-    }
+FILES = {
+    "h36m": "h36m/{}.json",
+    "hard": "hard/{}.json",
+    "train": "train/{}.json",
+    "curve": "train/{}_curve.json",
+    "3dhp": "3dhp/{}.json",
+    "refine": "h36m/{}_refine.json",
+    "train_refine": "train/{}_refine.json",
+}
 
 
 def write_metrics(
     root: Path, params: Mapping[str, Any], unavailable_3dhp: Sequence[str] = ()
 ) -> dict[str, dict[str, Any]]:
-    """Metrics files shaped exactly as ``mlpgraph.stage_runs`` writes them, with known numbers.
+    """Metrics files written through ``mlpgraph.results``' records, with known numbers.
 
-    Returns ``{experiment: {"h36m", "3dhp", "hard", "train", "curve", ["refine", "train_refine"]}}``.
+    Returns ``{experiment: {"h36m", "3dhp", "hard", "train", "curve", ["refine", "train_refine"]}}``, the records.
     """
-    data = {
-        "source": "synthetic",
-        "name": "synthetic",
-        "layout": params["data"]["layout"],
-        "preset": params["preset"],
-        "fingerprint": "f" * 64,
-        "scale": "tiny",
-        "label": "synthetic Human3.6M (tiny)",
-    }
+    data = DataDescription(
+        source="synthetic",
+        name="synthetic",
+        layout=params["data"]["layout"],
+        preset=params["preset"],
+        fingerprint="f" * 64,
+        scale="tiny",
+        label="synthetic Human3.6M (tiny)",
+    )
     written: dict[str, dict[str, Any]] = {}
     for i, (name, spec) in enumerate(params["experiments"].items()):
-        frames = int(spec["model_args"].get("frames", 1))
-        config = {"layout": data["layout"], "frames": frames, **spec["model_args"]}
-        if spec["model"] == "mlpgraph":
-            config.setdefault("aggregation", "diagonal")
-        base = 30.0 + 4.0 * i + 0.123
-        header = {
-            "experiment": name,
-            "model": spec["model"],
-            "keypoints": spec["keypoints"],
-            "frames": frames,
-            "flip_test": True,
-            "data": data,
-        }
-        run_id = f"{i:02d}" + "a" * 30
-        files: dict[str, Any] = {
-            "h36m": {
-                **header,
-                "mean_pose_baseline": {"P1": 171.234, "P2": 120.456},
-                "last_epoch": _h36m_figures(base, FINAL_SELECTION),
-                "best_on_test": _h36m_figures(base - 1.5, BEST_SELECTION),
-                "parameters": 12345 + 1000 * i,
-                "model_config": config,
-                "inference_time": {
-                    "device": "cpu",
-                    "device_name": "test CPU",
-                    "torch_threads": 2,
-                    "batch": {
-                        "1": {"median_s": 0.00123 * (i + 1), "poses_per_s": 1 / (0.00123 * (i + 1)), "runs": 20},
-                        "64": {"median_s": 0.01, "poses_per_s": 6400.0, "runs": 20},
-                    },
-                    "path": "plain",
-                },
-                "mlflow_run_id": run_id,
-            },
-            "hard": {
-                "experiment": name,
-                "model": spec["model"],
-                "flip_test": True,
-                "source": "derived",
-                "data": data,
-                "last_epoch": {
-                    "selection": FINAL_SELECTION,
-                    "P1": base + 20.456,
-                    "P2": base + 10.321,
-                    "num_samples": 48,
-                },
-                "best_on_test": {"selection": BEST_SELECTION, "P1": base + 19.0, "P2": base + 9.0, "num_samples": 48},
-                "mlflow_run_id": run_id,
-            },
-            "train": {
-                "experiment": name,
-                "model": spec["model"],
-                "model_config": config,
-                "parameters": 12345 + 1000 * i,
-                "recipe": {},
-                "data": data,
-                "epochs": 3,
-                "seconds": 12.5,
-                "last_epoch": {"selection": FINAL_SELECTION, "epoch": 3, "lr": 0.001, "loss": 0.05, "P1": base},
-                "best_on_test": {"selection": BEST_SELECTION, "epoch": 2, "lr": 0.001, "loss": 0.06, "P1": base - 1.5},
-                "mlflow_run_id": run_id,
-            },
-            "curve": {
-                "history": [
-                    {"epoch": e, "lr": 0.001, "loss": 0.2 / e, "loss_main": 0.2 / e, "P1": base + 10.0 / e, "P2": base}
-                    for e in (1, 2, 3)
-                ]
-            },
-        }
-        if name in unavailable_3dhp:
-            files["3dhp"] = {
-                "experiment": name,
-                "model": spec["model"],
-                "flip_test": True,
-                "available": False,
-                "reason": "no MPI-INF-3DHP test file in data/raw",
-            }
-        else:
-            files["3dhp"] = {
-                "experiment": name,
-                "model": spec["model"],
-                "flip_test": True,
-                "available": True,
-                "file": "data_test_3dhp.npz",
-                "data": {**data, "fingerprint": "e" * 64},  # the 3DHP file's SHA-256
-                "last_epoch": _dhp_figures(60.0 + i + 0.234, FINAL_SELECTION),
-                "best_on_test": _dhp_figures(61.0 + i, BEST_SELECTION),
-                "mlflow_run_id": run_id,
-            }
+        files = _experiment_files(name, spec, i, data, name not in unavailable_3dhp)
         if name in params["refinement"]:
-            files["refine"] = {
-                **header,
-                "refinement": params["refinement"][name],
-                **{
-                    key: {
-                        "selection": selection,
-                        "without_refinement": _h36m_figures(base + 1.0 + shift, selection),
-                        "refined_gt_root": {**_h36m_figures(base - 2.0 + shift, selection), "note": "oracle"},
-                        "refined_estimated_root": {**_h36m_figures(base + 3.0 + shift, selection), "note": "estimated"},
-                    }
-                    for key, selection, shift in (
-                        ("last_epoch", FINAL_SELECTION, 0.0),
-                        ("best_on_test", BEST_SELECTION, -1.0),
-                    )
-                },
-                "mlflow_run_id": "r" * 32,
-            }
-            files["train_refine"] = {
-                **files["train"],
-                "refinement": params["refinement"][name],
-                "selection_metric": "refined P1 on the test split, root depth from the ground truth",
-                "mlflow_run_id": "t" * 32,
-            }
-        paths = {
-            "h36m": f"h36m/{name}.json",
-            "hard": f"hard/{name}.json",
-            "train": f"train/{name}.json",
-            "curve": f"train/{name}_curve.json",
-            "3dhp": f"3dhp/{name}.json",
-            "refine": f"h36m/{name}_refine.json",
-            "train_refine": f"train/{name}_refine.json",
-        }
+            base = 30.0 + 4.0 * i + 0.123
+            files.update(_refinement(files["h36m"], files["train"], params["refinement"][name], base))
         for key, content in files.items():
-            path = root / paths[key]
+            path = root / FILES[key].format(name)
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(content, indent=2) + "\n")
+            write_record(path, content)
         written[name] = files
     return written
 
@@ -299,19 +351,19 @@ def test_main_table_numbers_are_the_files_and_paper_only_on_matching_rows(full_r
     for name, files in written.items():
         h = files["h36m"]
         row = rows_by[name]
-        assert row["2D"] == h["keypoints"] and row["frames"] == str(h["frames"])
-        assert row["parameters"] == f"{h['parameters']:,}" and "," in row["parameters"]
-        assert row["P1 (mm), last epoch"] == one(h["last_epoch"]["P1"])
-        assert row["P2 (mm), last epoch"] == one(h["last_epoch"]["P2"])
-        assert row["P1 / P2 (mm), best on test"] == f"{one(h['best_on_test']['P1'])} / {one(h['best_on_test']['P2'])}"
-        assert row["inference time, batch 1 (ms)"] == f"{h['inference_time']['batch']['1']['median_s'] * 1000:.2f}"
-        paper = PAPER_FIGURES.get(h["model"])
+        assert row["2D"] == h.keypoints and row["frames"] == str(h.frames)
+        assert row["parameters"] == f"{h.parameters:,}" and "," in row["parameters"]
+        assert row["P1 (mm), last epoch"] == one(h.last_epoch.P1)
+        assert row["P2 (mm), last epoch"] == one(h.last_epoch.P2)
+        assert row["P1 / P2 (mm), best on test"] == f"{one(h.best_on_test.P1)} / {one(h.best_on_test.P2)}"
+        assert row["inference time, batch 1 (ms)"] == f"{h.inference_time.batch['1'].median_s * 1000:.2f}"
+        paper = PAPER_FIGURES.get(h.model)
         if name in PAPER_ROWS:
             assert row["paper P1 (mm)"] == f"{paper.p1:g}" and row["paper P2 (mm)"] == f"{paper.p2:g}"
             assert row["paper infer. time"] == f"{paper.inference_s:g} s"
         else:
             assert row["paper P1 (mm)"] == row["paper P2 (mm)"] == row["paper infer. time"] == "—"
-        assert h["mlflow_run_id"] in markdown
+        assert h.mlflow_run_id in markdown
     assert rows_by["mlpgraph_gt_f1"]["paper P1 (mm)"] == "36.34"
     assert rows_by["semgcn_gt_f1"]["Method"] == "SemGCN (non-local)"
     assert [r["experiment"] for r in summary["tables"]["main"]] == list(EXPERIMENTS)
@@ -332,14 +384,14 @@ def test_paper_columns_need_the_16_joint_layout_and_the_papers_model(tmp_path):
 def test_per_action_tables(full_report):
     _, written, _, markdown = full_report
     p1_table, p2_table = tables(section(markdown, "Human3.6M per action"))
-    for metric, table in (("P1", p1_table), ("P2", p2_table)):
+    for pick, table in ((lambda f: f.P1, p1_table), (lambda f: f.P2, p2_table)):
         rows = by(table, "Action")
         assert list(rows) == [*ACTION_FAMILIES, "Mean"]
         for name, files in written.items():
-            figures = files["h36m"]["last_epoch"]
+            figures = files["h36m"].last_epoch
             for family in ACTION_FAMILIES:
-                assert rows[family][f"`{name}`"] == one(figures["per_action"][family][metric])
-            assert rows["Mean"][f"`{name}`"] == f"**{one(figures[metric])}**"
+                assert rows[family][f"`{name}`"] == one(pick(figures.per_action[family]))
+            assert rows["Mean"][f"`{name}`"] == f"**{one(pick(figures))}**"
 
 
 def test_3dhp_overall_per_scene_and_unavailable(full_report):
@@ -352,12 +404,12 @@ def test_3dhp_overall_per_scene_and_unavailable(full_report):
     for name, files in written.items():
         if name == "wugcn_gt_f1":
             continue
-        figures = files["3dhp"]["last_epoch"]
-        assert rows[name]["PCK (%)"] == one(figures["pck"]) and rows[name]["AUC (%)"] == one(figures["auc"])
+        figures = files["3dhp"].last_epoch
+        assert rows[name]["PCK (%)"] == one(figures.PCK) and rows[name]["AUC (%)"] == one(figures.AUC)
         for scene, label in (("GS", "GS (TS1-2)"), ("noGS", "noGS (TS3-4)"), ("outdoor", "outdoor (TS5-6)")):
-            assert rows[name][f"{label} PCK"] == one(figures["per_scene"][scene]["pck"])
-            assert rows[name][f"{label} AUC"] == one(figures["per_scene"][scene]["auc"])
-        assert by(per_sequence, "experiment")[name]["TS3 PCK"] == one(figures["per_sequence"]["TS3"]["pck"])
+            assert rows[name][f"{label} PCK"] == one(figures.per_scene[scene].PCK)
+            assert rows[name][f"{label} AUC"] == one(figures.per_scene[scene].AUC)
+        assert by(per_sequence, "experiment")[name]["TS3 PCK"] == one(figures.per_sequence["TS3"].PCK)
     assert [r["available"] for r in summary["tables"]["3dhp"]].count(False) == 1
 
 
@@ -366,8 +418,8 @@ def test_hard_poses_and_mean_pose(full_report):
     (hard,) = tables(section(markdown, "Hard poses"))
     rows = by(hard, "experiment")
     for name, files in written.items():
-        assert rows[name]["P1 (mm), last epoch"] == one(files["hard"]["last_epoch"]["P1"])
-        assert rows[name]["P2 (mm), last epoch"] == one(files["hard"]["last_epoch"]["P2"])
+        assert rows[name]["P1 (mm), last epoch"] == one(files["hard"].last_epoch.P1)
+        assert rows[name]["P2 (mm), last epoch"] == one(files["hard"].last_epoch.P2)
         assert rows[name]["poses"] == "48"
     (mean,) = tables(section(markdown, "Mean-pose baseline"))
     assert mean[0]["P1 (mm)"] == "171.2" and mean[0]["P2 (mm)"] == "120.5"
@@ -384,24 +436,24 @@ def test_ablations_with_all_experiments(full_report):
     assert set(rows) == {"mlpgraph_gt_f1", "mlpgraph_gt_f1_graphagg"}
     assert rows["mlpgraph_gt_f1_graphagg"]["aggregation"] == "graph"
     assert rows["mlpgraph_gt_f1"]["aggregation"] == "diagonal"
-    assert rows["mlpgraph_gt_f1"]["P1 (mm)"] == one(written["mlpgraph_gt_f1"]["h36m"]["last_epoch"]["P1"])
+    assert rows["mlpgraph_gt_f1"]["P1 (mm)"] == one(written["mlpgraph_gt_f1"]["h36m"].last_epoch.P1)
 
     refinement = section(markdown, "Refinement: without, with ground-truth (oracle) and with estimated root depth")
     gt_table, hr_table = tables(refinement)
     doc = written["mlpgraph_gt_f243_refine"]["refine"]
     rows = by(gt_table, "variant")
     assert rows["refined, ground-truth root depth (oracle)"]["P1 (mm), last epoch"] == one(
-        doc["last_epoch"]["refined_gt_root"]["P1"]
+        doc.last_epoch.refined_gt_root.P1
     )
     assert rows["refined, estimated root depth"]["P2 (mm), last epoch"] == one(
-        doc["last_epoch"]["refined_estimated_root"]["P2"]
+        doc.last_epoch.refined_estimated_root.P2
     )
-    plain = doc["best_on_test"]["without_refinement"]
+    plain = doc.best_on_test.without_refinement
     assert rows["refinement run, without refinement"]["P1 / P2 (mm), best on test"] == (
-        f"{one(plain['P1'])} / {one(plain['P2'])}"
+        f"{one(plain.P1)} / {one(plain.P2)}"
     )
     assert rows["lifting network trained alone (`train_spatial`)"]["P1 (mm), last epoch"] == one(
-        written["mlpgraph_gt_f243_refine"]["h36m"]["last_epoch"]["P1"]
+        written["mlpgraph_gt_f243_refine"]["h36m"].last_epoch.P1
     )
     assert len(hr_table) == 4
 
@@ -410,7 +462,7 @@ def test_ablations_with_all_experiments(full_report):
     row = by(selection, "experiment")["modgcn_gt_f1"]
     h = written["modgcn_gt_f1"]["h36m"]
     assert row["last epoch"] == "3" and row["best epoch"] == "2"
-    assert row["P1 gain (mm)"] == one(h["last_epoch"]["P1"] - h["best_on_test"]["P1"])
+    assert row["P1 gain (mm)"] == one(h.last_epoch.P1 - h.best_on_test.P1)
 
     temporal_text = section(markdown, "1 frame vs temporal (MLP-Graph)")
     (temporal,) = tables(temporal_text)
@@ -473,8 +525,9 @@ def test_plots_are_valid_pngs(full_report):
 
 
 def _report_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    outputs = ("--metrics", "metrics", "--out", "metrics/results.md", "--plots", "metrics/plots")
     return subprocess.run(
-        [sys.executable, str(ROOT / "stages" / "report.py"), *args],
+        [sys.executable, str(ROOT / "stages" / "report.py"), *args, *outputs],
         cwd=cwd,
         env=tool_env(),
         capture_output=True,
@@ -482,13 +535,22 @@ def _report_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _params_file(folder: Path, names: Sequence[str]) -> None:
+    """The repository's ``params.yaml`` and presets in ``folder``: preset tiny, only the experiments ``names``."""
+    shutil.copytree(ROOT / "configs", folder / "configs")
+    shutil.copy2(ROOT / "params.yaml", folder / "params.yaml")
+    experiments = yaml.safe_load((folder / "params.yaml").read_text())["experiments"]
+    set_params(folder, preset="tiny", experiments={name: experiments[name] for name in names}, refinement={})
+
+
 def test_cli_user_error_is_one_line_exit_2_and_success(tmp_path):
     params = make_params(["mlpgraph_gt_f1"])
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({k: v for k, v in params.items() if k != "preset"}))
+    _params_file(tmp_path, ["mlpgraph_gt_f1"])
     proc = _report_cli("--params", "params.yaml", cwd=tmp_path)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and proc.stderr.strip().count("\n") == 0
-    assert proc.stderr.startswith("mlpgraph report: error: metrics/h36m/mlpgraph_gt_f1.json: metrics file not found")
+    command, _, message = proc.stderr.partition(": error: ")
+    assert command.endswith("report") and message.startswith("metrics/h36m/mlpgraph_gt_f1.json: metrics file not found")
     write_metrics(tmp_path / "metrics", params)
     proc = _report_cli("--params", "params.yaml", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -517,8 +579,8 @@ def test_skipped_pretrained_experiment_is_listed_not_tabled(tmp_path):
         "pretrained": {"dir": None, "weights": "gt_f1.pth"},
     }
     for kind in ("h36m", "3dhp", "hard"):
-        skipped = {"experiment": "pretrained_gt_f1", "model": "mlpgraph", "available": False, "reason": reason}
-        (tmp_path / "metrics" / kind / "pretrained_gt_f1.json").write_text(json.dumps(skipped))
+        skipped = Skipped(experiment="pretrained_gt_f1", model="mlpgraph", reason=reason, mlflow_run_id=None)
+        write_record(tmp_path / "metrics" / kind / "pretrained_gt_f1.json", skipped)
     summary = build_report(params, tmp_path / "metrics", tmp_path / "results.md", tmp_path / "plots")
     markdown = (tmp_path / "results.md").read_text()
     assert summary["skipped"] == {"pretrained_gt_f1": reason}
