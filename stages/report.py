@@ -1,8 +1,47 @@
-"""Stage `report` (see dvc.yaml): a thin wrapper over `mlpgraph report`."""
+"""Stage ``report``: ``metrics/results.md``, its plots and demo GIFs, from the metrics files alone.
 
+dvc.yaml: ``python stages/report.py --params params.yaml --metrics metrics --out metrics/results.md
+--plots metrics/plots --demo metrics/demo``; the demos are rendered from ``models/`` and
+``data/processed/`` (one GIF per temporal experiment). One MLflow run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
 import sys
+from pathlib import Path
 
-from mlpgraph.cli import main
+from mlpgraph.entry import run_command, stage_parser
+from mlpgraph.params import load_params
+from mlpgraph.report import build_report
+from mlpgraph.tracking import StageRun
+from mlpgraph.viz import render_demos
+
+log = logging.getLogger("mlpgraph.stages.report")
+
+
+def main(args: argparse.Namespace) -> None:
+    """Render the demos, then write the report and its plots."""
+    params = load_params(args.params)
+    described = {"experiments": sorted(params["experiments"]), "refinement": sorted(params.get("refinement") or {})}
+    with StageRun("report", params=described) as run:
+        demos = render_demos(params, Path(args.params).resolve().parent, Path(args.demo)) if args.demo else []
+        summary = build_report(params, Path(args.metrics), Path(args.out), Path(args.plots), demos)
+        run.set_tags({"data_fingerprint": "+".join(summary["fingerprints"])})
+        run.log_artifact(args.out)
+    log.info("report: wrote %s and %d plots", summary["markdown"], len(summary["plots"]))
+
+
+def parser() -> argparse.ArgumentParser:
+    """``--params``, ``--metrics`` (read), ``--out``, ``--plots`` and ``--demo`` (written)."""
+    result = stage_parser(__doc__.splitlines()[0], experiment=False)
+    result.add_argument("--metrics", required=True, help="metrics folder to read (the pipeline: metrics)")
+    result.add_argument("--out", required=True, help="report to write (the pipeline: metrics/results.md)")
+    result.add_argument("--plots", required=True, help="folder for the PNG plots (the pipeline: metrics/plots)")
+    result.add_argument("--demo", help="folder for one demo GIF per temporal experiment (the pipeline: metrics/demo)")
+    return result
+
 
 if __name__ == "__main__":
-    sys.exit(main(["report", *sys.argv[1:]]))
+    sys.exit(run_command("report", parser(), main))
