@@ -318,17 +318,18 @@ def synchronise_batch_norm(module: nn.Module) -> nn.Module:
     state-dict keys stay as they are); returns ``module``. Subclasses of the batch norms are left
     alone. Undone by :func:`unsynchronise_batch_norm`.
     """
-    for sub in module.modules():
-        synced = _SYNCED.get(type(sub))
-        if synced is not None:
-            sub.__class__ = synced
-    return module
+    return _swap_classes(module, _SYNCED)
 
 
 def unsynchronise_batch_norm(module: nn.Module) -> nn.Module:
     """Inverse of :func:`synchronise_batch_norm`: the plain batch-norm classes again (in place); returns ``module``."""
+    return _swap_classes(module, _PLAIN)
+
+
+def _swap_classes(module: nn.Module, classes: dict[type[nn.Module], type[nn.Module]]) -> nn.Module:
+    """Give every submodule whose exact class is a key of ``classes`` the class it maps to; returns ``module``."""
     for sub in module.modules():
-        plain = _PLAIN.get(type(sub))
-        if plain is not None:
-            sub.__class__ = plain
+        swapped = classes.get(type(sub))
+        if swapped is not None:
+            sub.__class__ = swapped
     return module

@@ -1,4 +1,4 @@
-"""Pose-error metrics of the evaluation protocols (design/model.md, "Evaluation protocols").
+"""Pose-error metrics of the evaluation protocols (docs/model.md, "Evaluation protocols").
 
 Pure functions of predicted and target poses (N, J, 3) in MILLIMETRES, numpy arrays or torch
 tensors on any device. They compute in float64 on the CPU (the arrays are small next to the
@@ -48,19 +48,9 @@ def joint_errors(pred: Any, target: Any) -> np.ndarray:
     return torch.linalg.vector_norm(p - t, dim=-1).numpy()
 
 
-def mpjpe_per_sample(pred: Any, target: Any) -> np.ndarray:
-    """(N,) mean per-joint position error of each sample (mm)."""
-    return joint_errors(pred, target).mean(axis=1)
-
-
 def mpjpe(pred: Any, target: Any) -> float:
     """MPJPE (protocol 1): mean Euclidean distance over joints and samples (mm)."""
     return float(joint_errors(pred, target).mean())
-
-
-def per_joint_error(pred: Any, target: Any) -> np.ndarray:
-    """(J,) mean error of each joint over the samples (mm)."""
-    return joint_errors(pred, target).mean(axis=0)
 
 
 def procrustes_align(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:

@@ -4,7 +4,8 @@ Batches are index arithmetic on :class:`~mlpgraph.data.batches.PoseArrays` (no D
 shuffle order and the per-sample flip mask come from the run's seeded ``torch.Generator``, dropout
 from the global torch RNG. In ``two_stage`` refinement the lifting network runs in eval mode without
 gradient and only the refinement trains, on the refinement loss; in ``joint`` refinement the
-refinement loss reaches the lifting network through P and through its depths inside X~.
+refinement loss reaches the lifting network through P and through its depths inside X~ (and,
+with ``root_depth: estimated``, through the depth estimate).
 
 Under a multi-rank process group every rank draws the same global shuffle and flip mask and
 trains on its contiguous share of each global batch (``torch.tensor_split(batch, N)[rank]``);

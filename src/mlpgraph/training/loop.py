@@ -93,6 +93,7 @@ def train(
 
 
 def _check_refinement_given(recipe: Recipe, refine: nn.Module | None) -> None:
+    """Refuse a refinement network without ``recipe.refine``, and the reverse."""
     if recipe.refine != (refine is not None):
         raise UserInputError(
             "recipe.refine is true but no refinement network was given"

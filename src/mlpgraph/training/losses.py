@@ -19,7 +19,7 @@ def symmetry_penalty(pose: Tensor, layout: str | SkeletonLayout) -> Tensor:
 
     Signed, as released (so it rewards a shorter left side); kept only for fidelity. The release
     sums the per-pair batch means (docs/baselines.md section 5); this is that sum divided by the
-    number of pairs (six for h36m16/17), the definition of docs/model.md ("Refinement").
+    number of pairs (six for h36m16/17), the definition of docs/model.md ("Training recipe").
     """
     lay = layout if isinstance(layout, SkeletonLayout) else get_layout(layout)
     bones = torch.as_tensor(lay.bones, device=pose.device)
