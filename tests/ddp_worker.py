@@ -86,6 +86,14 @@ def run_case(
     return result, model, refine
 
 
+def flat_weights(model: nn.Module, refine: nn.Module | None) -> dict[str, torch.Tensor]:
+    """Both networks' state in one dict, keys prefixed ``model.`` / ``refine.``."""
+    state = {f"model.{k}": v.detach().clone() for k, v in model.state_dict().items()}
+    if refine is not None:
+        state.update({f"refine.{k}": v.detach().clone() for k, v in refine.state_dict().items()})
+    return state
+
+
 def _max_abs(tensor: torch.Tensor) -> float:
     return float(tensor.detach().abs().max()) if tensor.numel() else 0.0
 
@@ -181,10 +189,7 @@ def main(argv: list[str] | None = None) -> int:
                 "world_size": context.world_size,
             }
             (args.out / f"{case}.rank{rank}.json").write_text(json.dumps(report))
-            weights = {f"model.{k}": v for k, v in model.state_dict().items()}
-            if refine is not None:
-                weights.update({f"refine.{k}": v for k, v in refine.state_dict().items()})
-            torch.save(weights, args.out / f"{case}.rank{rank}.pt")
+            torch.save(flat_weights(model, refine), args.out / f"{case}.rank{rank}.pt")
         distributed.barrier()
     return 0
 

@@ -35,7 +35,7 @@ from mlpgraph.checkpoints import load_checkpoint
 from mlpgraph.errors import UserInputError
 from mlpgraph.training import LAST, RANK_SEED_STRIDE
 from tests import ddp_worker
-from tests.train_worker import PAD, make_data
+from tests.train_worker import PAD, last_epoch, make_data
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).with_name("ddp_worker.py")
@@ -71,20 +71,6 @@ def weights(out: Path, case: str, rank: int) -> dict[str, torch.Tensor]:
     return torch.load(out / f"{case}.rank{rank}.pt", weights_only=True)
 
 
-def flat_weights(model: nn.Module, refine: nn.Module | None) -> dict[str, torch.Tensor]:
-    state = {f"model.{k}": v.detach().clone() for k, v in model.state_dict().items()}
-    if refine is not None:
-        state.update({f"refine.{k}": v.detach().clone() for k, v in refine.state_dict().items()})
-    return state
-
-
-def _last_epoch(path: Path) -> int:
-    try:
-        return int(load_checkpoint(path)["meta"]["epoch"])
-    except (UserInputError, KeyError):
-        return 0
-
-
 @pytest.fixture(scope="module")
 def two_processes(tmp_path_factory) -> Path:
     """One torchrun launch: the batch-norm check, then every case, each into its own folder."""
@@ -102,7 +88,7 @@ def one_process(tmp_path_factory) -> dict[str, tuple[dict, dict[str, torch.Tenso
     results = {}
     for case in COMPARED:
         result, model, refine = ddp_worker.run_case(case, root / case)
-        results[case] = (result.history, flat_weights(model, refine), model)
+        results[case] = (result.history, ddp_worker.flat_weights(model, refine), model)
     return results
 
 
@@ -212,7 +198,7 @@ def test_killed_two_process_run_resumes_exactly(two_processes, tmp_path, caplog)
     out = tmp_path / "run"
     victim = torchrun(out, "dropout", eval_sleep=0.6)
     deadline = time.monotonic() + 90
-    while _last_epoch(out / "dropout" / LAST) < 1:
+    while last_epoch(out / "dropout" / LAST) < 1:
         assert victim.poll() is None, victim.communicate()[0].decode()[-4000:]
         assert time.monotonic() < deadline, "epoch 1 checkpoint never appeared"
         time.sleep(0.01)
@@ -221,7 +207,7 @@ def test_killed_two_process_run_resumes_exactly(two_processes, tmp_path, caplog)
         os.kill(pid, signal.SIGKILL)
     victim.kill()
     victim.communicate()
-    killed_at = _last_epoch(out / "dropout" / LAST)
+    killed_at = last_epoch(out / "dropout" / LAST)
     assert killed_at in (1, 2) and not (out / "dropout" / "final.pt").exists()
     assert not (out / "dropout.rank0.json").exists()
 

@@ -213,3 +213,23 @@ def test_refinement_input_on_a_projected_pose_and_its_mirror():
         root_depth=root[:, 2], flipped=True,
     )  # fmt: skip
     assert torch.allclose(mirrored, flip_poses(pose, H36M16.flip_permutation), atol=1e-9)
+
+
+def test_lifted_estimate_names_the_missing_data():
+    """X~ of PoseArrays samples needs the per-sequence intrinsics, and root_3d (gt) or bone lengths (estimated)."""
+    from mlpgraph.models.refine import lifted_estimate
+    from tests.train_worker import make_data
+
+    data = make_data(num_sequences=1, frames=5)
+    indices = torch.arange(5)
+    windows, _ = data.batch(indices, 1)
+    pred = torch.zeros(5, 16, 3)
+    assert lifted_estimate(data, indices, windows, pred, 1).shape == (5, 16, 3)
+    with pytest.raises(ValueError, match="'estimated' needs bone_lengths"):
+        lifted_estimate(data, indices, windows, pred, 1, root_depth="estimated")
+    del data.meta["root_3d"]
+    with pytest.raises(UserInputError, match=r"root_depth 'gt' needs meta\['root_3d'\]"):
+        lifted_estimate(data, indices, windows, pred, 1)
+    del data.meta["intrinsics"]
+    with pytest.raises(UserInputError, match=r"needs meta\['intrinsics'\]"):
+        lifted_estimate(data, indices, windows, pred, 1)

@@ -24,7 +24,7 @@ from mlpgraph.layouts import get_layout
 from mlpgraph.models.refine import lifted_estimate, mean_bone_lengths, root_relative
 from mlpgraph.training import BEST, BEST_PENDING, FINAL, LAST, Recipe, TrainingDiverged, lr_after_epoch, train
 from mlpgraph.training.losses import lifting_loss, mpjpe_loss, refinement_loss, symmetry_penalty
-from tests.train_worker import PAD, build_networks, make_data
+from tests.train_worker import PAD, build_networks, last_epoch, make_data
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).with_name("train_worker.py")
@@ -155,13 +155,6 @@ def test_determinism(data, tmp_path):
     assert shuffled.history != first.history and not _states_equal(model_a, model_d)
 
 
-def _last_epoch(path: Path) -> int:
-    try:
-        return int(load_checkpoint(path)["meta"]["epoch"])
-    except (UserInputError, KeyError):
-        return 0
-
-
 def test_resume_after_sigkill_is_exact(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
 
@@ -172,14 +165,14 @@ def test_resume_after_sigkill_is_exact(tmp_path):
     reference = start(tmp_path / "ref", tmp_path / "ref.json", 0.0)
     victim = start(tmp_path / "run", tmp_path / "run.json", 0.4)
     deadline = time.monotonic() + 60
-    while _last_epoch(tmp_path / "run" / LAST) < 2:
+    while last_epoch(tmp_path / "run" / LAST) < 2:
         assert victim.poll() is None, victim.communicate()[1].decode()
         assert time.monotonic() < deadline, "epoch 2 checkpoint never appeared"
         time.sleep(0.01)
     os.kill(victim.pid, signal.SIGKILL)
     victim.wait()
     assert victim.returncode == -signal.SIGKILL
-    assert _last_epoch(tmp_path / "run" / LAST) == 2 and not (tmp_path / "run.json").exists()
+    assert last_epoch(tmp_path / "run" / LAST) == 2 and not (tmp_path / "run.json").exists()
     assert not (tmp_path / "run" / FINAL).exists()
 
     resumed = start(tmp_path / "run", tmp_path / "run.json", 0.0)

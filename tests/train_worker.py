@@ -17,7 +17,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from mlpgraph.checkpoints import load_checkpoint
 from mlpgraph.data.batches import PoseArrays
+from mlpgraph.errors import UserInputError
 from mlpgraph.layouts import get_layout
 from mlpgraph.models import build_model
 from mlpgraph.models.refine import lifted_estimate, root_relative
@@ -84,6 +86,14 @@ def p1_mm(model: nn.Module, refine: nn.Module | None, data: PoseArrays, pad: int
         pred = refine(pred, lifted_estimate(data, indices, windows, pred, pad))
     target = root_relative(target, get_layout(data.layout).root)
     return float((pred - target).norm(dim=-1).mean().item() * 1000.0)
+
+
+def last_epoch(path: Path) -> int:
+    """The epoch a (possibly half-written or absent) checkpoint holds; 0 when none can be read."""
+    try:
+        return int(load_checkpoint(path)["meta"]["epoch"])
+    except (UserInputError, KeyError):
+        return 0
 
 
 def worker_recipe(epochs: int = 4) -> Recipe:
