@@ -1,5 +1,8 @@
 """Names shared by the writer (preprocess) and the readers (training, evaluation) of processed data.
 
+Also the raw directory's canonical file names and contents (fetch writes them, the readers of
+:mod:`mlpgraph.data.formats` read them) and the frame rate of both.
+
 One HDF5 file per (data set, keypoint source, layout), ``data/processed/<name>_<keypoints>_<layout>.h5``.
 Samples are (subject, action, camera, frame) in sequence order: the samples of one sequence
 (one subject, action and camera) are contiguous, so a temporal window is an index range.

@@ -12,18 +12,16 @@ Modules: :mod:`~mlpgraph.data.formats.checks` (checks shared by the readers),
 :mod:`~mlpgraph.data.formats.hard_poses` (the release's hard-pose file).
 """
 
-from mlpgraph.data.formats.checks import body_extent, check_sequence
+from mlpgraph.data.formats.checks import body_extent
 from mlpgraph.data.formats.h36m import RawDataset, load_raw_dataset, read_positions_2d, read_positions_3d
 from mlpgraph.data.formats.hard_poses import HardPoses, read_hard_poses
-from mlpgraph.data.formats.mpi3dhp import MPI3DHP_SEQUENCES, Test3DHP, read_3dhp_test
+from mlpgraph.data.formats.mpi3dhp import Test3DHP, read_3dhp_test
 
 __all__ = [
-    "MPI3DHP_SEQUENCES",
     "HardPoses",
     "RawDataset",
     "Test3DHP",
     "body_extent",
-    "check_sequence",
     "load_raw_dataset",
     "read_3dhp_test",
     "read_hard_poses",

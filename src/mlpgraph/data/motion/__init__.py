@@ -22,10 +22,9 @@ Modules: :mod:`~mlpgraph.data.motion.signals` (smooth random time courses, keyed
 from mlpgraph.data.motion.families import family_take
 from mlpgraph.data.motion.kinematics import pose_sequence, subject_bone_lengths
 from mlpgraph.data.motion.signals import make_rng, segment_weights
-from mlpgraph.data.motion.take import Take, blend_takes
+from mlpgraph.data.motion.take import blend_takes
 
 __all__ = [
-    "Take",
     "blend_takes",
     "family_take",
     "make_rng",
