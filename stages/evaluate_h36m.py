@@ -1,8 +1,68 @@
-"""Stage `evaluate_h36m` (see dvc.yaml): a thin wrapper over `mlpgraph evaluate-h36m`."""
+"""Stage ``evaluate_h36m@EXP``: Human3.6M P1/P2 per action on the test subjects, with flip averaging.
 
+dvc.yaml: ``python stages/evaluate_h36m.py --params params.yaml --experiment EXP --processed
+data/processed/<name>_<keypoints>_<layout>.h5 --models models/EXP/spatial --out
+metrics/h36m/EXP.json``. Both selections (last epoch, best on test), the training set's mean-pose
+baseline, the model's size and its inference time; one MLflow run.
+"""
+
+from __future__ import annotations
+
+import argparse
 import sys
+from pathlib import Path
 
-from mlpgraph.cli import main
+from mlpgraph.checkpoints import networks_from_checkpoint
+from mlpgraph.entry import run_command, stage_parser
+from mlpgraph.evaluation import evaluate_h36m, predict
+from mlpgraph.evaluation_stage import EvaluationSetup, h36m_figures, mean_pose_baseline, relabelled, selections, timing
+from mlpgraph.experiments import load_experiment
+from mlpgraph.models import count_parameters
+from mlpgraph.params import load_params
+from mlpgraph.provenance import stage_params
+from mlpgraph.release_stage import skip_if_unavailable
+from mlpgraph.results import H36mEvaluation, write_record
+from mlpgraph.tracking import StageRun
+
+
+def main(args: argparse.Namespace) -> None:
+    """Measure both selected models of the experiment and write ``--out``."""
+    params = load_params(args.params)
+    experiment = load_experiment(params, args.experiment)
+    if skip_if_unavailable(params, "evaluate_h36m", experiment, Path(args.out)):
+        return
+    ev = EvaluationSetup.load(params, experiment, Path(args.processed))
+    figures = {}
+    with StageRun("evaluate_h36m", experiment.name, stage_params(params, experiment), ev.fingerprint) as run:
+        for chosen in selections(Path(args.models)):
+            if chosen.twin is not None:
+                figures[chosen.key] = relabelled(figures[chosen.twin], chosen.label)
+            else:
+                model = networks_from_checkpoint(chosen.checkpoint)["model"].to(ev.device)
+                result = evaluate_h36m(predict(model, ev.test, experiment.pad, ev.flip, ev.batch), ev.test)
+                figures[chosen.key] = h36m_figures(result, chosen.label)
+            run.log_metrics({chosen.key: {"P1": figures[chosen.key].P1, "P2": figures[chosen.key].P2}})
+        record = H36mEvaluation(
+            **ev.header(params),
+            mean_pose_baseline=mean_pose_baseline(ev.train, ev.test),
+            **figures,
+            parameters=count_parameters(model),
+            model_config=dict(model.config),
+            inference_time=timing(model, experiment.frames, ev.test.num_joints, params["evaluate"]["timing_batches"]),
+            mlflow_run_id=run.run_id,
+        )
+        write_record(args.out, record)
+        run.log_artifact(args.out)
+
+
+def parser() -> argparse.ArgumentParser:
+    """``--params``, ``--experiment``, ``--processed``, ``--models`` (read) and ``--out`` (written)."""
+    result = stage_parser(__doc__.splitlines()[0])
+    result.add_argument("--processed", required=True, help="processed HDF5 file of the experiment's 2D source")
+    result.add_argument("--models", required=True, help="checkpoint folder (the pipeline: models/EXP/spatial)")
+    result.add_argument("--out", required=True, help="metrics file (the pipeline: metrics/h36m/EXP.json)")
+    return result
+
 
 if __name__ == "__main__":
-    sys.exit(main(["evaluate-h36m", *sys.argv[1:]]))
+    sys.exit(run_command("evaluate_h36m", parser(), main))

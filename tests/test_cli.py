@@ -1,8 +1,10 @@
-"""The CLI turns user errors into one line and exit status 2."""
+"""The stage scripts and the CLI turn user errors into one line and exit status 2."""
 
+import shutil
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from tests.conftest import ROOT, tool_env
@@ -12,34 +14,57 @@ def _mlpgraph(*args, cwd):
     return subprocess.run(["mlpgraph", *args], cwd=cwd, env=tool_env(), capture_output=True, text=True)
 
 
+def _stage(script, *args, cwd):
+    return subprocess.run(
+        [sys.executable, str(ROOT / "stages" / script), *args], cwd=cwd, env=tool_env(), capture_output=True, text=True
+    )
+
+
+def _params(tmp_path, **data):
+    """The repository's params.yaml (and presets) in ``tmp_path`` with ``data`` keys changed."""
+    shutil.copytree(ROOT / "configs", tmp_path / "configs")
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["data"].update(data)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
 def test_user_error_is_one_line_and_exit_2(tmp_path):
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"data": {"source": "files", "dir": "nowhere"}}))
-    proc = _mlpgraph("fetch", "--params", "params.yaml", "--out", "raw", cwd=tmp_path)
+    _params(tmp_path, source="files", dir="nowhere")
+    proc = _stage("fetch.py", "--params", "params.yaml", "--out", "raw", cwd=tmp_path)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().count("\n") == 0
-    assert "data.dir must name an existing folder" in proc.stderr
+    assert proc.stderr.startswith("fetch: error: ") and "data.dir must name an existing folder" in proc.stderr
     assert not (tmp_path / "raw").exists()
 
 
-def test_missing_params_file_and_unknown_source(tmp_path):
-    proc = _mlpgraph("fetch", "--params", "absent.yaml", cwd=tmp_path)
+def test_missing_params_file_and_bad_values(tmp_path):
+    proc = _stage("fetch.py", "--params", "absent.yaml", "--out", "raw", cwd=tmp_path)
     assert proc.returncode == 2 and "absent.yaml: file not found" in proc.stderr
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"data": {"source": "ftp"}}))
-    proc = _mlpgraph("fetch", "--params", "params.yaml", cwd=tmp_path)
-    assert proc.returncode == 2 and "data.source must be 'synthetic' or 'files'" in proc.stderr
+    _params(tmp_path, source="ftp")
+    proc = _stage("fetch.py", "--params", "params.yaml", "--out", "raw", cwd=tmp_path)
+    assert proc.returncode == 2 and "params.yaml: data.source: input should be 'synthetic' or 'files'" in proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
 
 
-def test_stage_script_is_the_same_command(tmp_path):
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"data": {"source": "ftp"}}))
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "stages" / "fetch.py"), "--params", "params.yaml"],
-        cwd=tmp_path,
-        env=tool_env(),
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode == 2 and "mlpgraph fetch: error:" in proc.stderr
+# The first stage, an experiment stage and the last one, with the paths their commands take.
+STAGE_ARGS = {
+    "fetch.py": ["--out", "raw"],
+    "train_spatial.py": [
+        *("--experiment", "mlpgraph_gt_f1", "--processed", "p.h5", "--out", "m"),
+        *("--metrics", "m.json", "--curve", "c.json"),
+    ],
+    "report.py": ["--metrics", "metrics", "--out", "results.md", "--plots", "plots"],
+}
+
+
+@pytest.mark.parametrize("script", sorted(STAGE_ARGS))
+def test_stages_refuse_an_unknown_key_before_any_work(tmp_path, script):
+    _params(tmp_path, scael="tiny")
+    proc = _stage(script, "--params", "params.yaml", *STAGE_ARGS[script], cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr == f"{script[:-3]}: error: params.yaml: data.scael: unknown key (did you mean 'scale'?)\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["configs", "params.yaml"]  # nothing written
 
 
 def _release_file(path, **config):

@@ -7,7 +7,7 @@ import pytest
 from mlpgraph.errors import UserInputError
 from mlpgraph.experiments import load_experiment
 from mlpgraph.params import load_params
-from mlpgraph.stage_runs import recipe_for
+from mlpgraph.training_stage import recipe_for
 from tests.conftest import ROOT
 
 

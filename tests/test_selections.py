@@ -5,8 +5,9 @@ from __future__ import annotations
 import shutil
 
 from mlpgraph.checkpoints import network_entry, save_checkpoint
+from mlpgraph.evaluation_stage import relabelled, selections
 from mlpgraph.models import build_model
-from mlpgraph.stage_runs import _relabelled, _selections
+from mlpgraph.results import RefinedSelection
 from mlpgraph.training import BEST, BEST_SELECTION, FINAL, FINAL_SELECTION
 
 
@@ -19,10 +20,10 @@ def _save(path, epoch):
 def test_best_is_measured_only_when_it_is_another_epoch(tmp_path):
     _save(tmp_path / FINAL, 3)
     _save(tmp_path / BEST, 2)
-    assert [(k, twin) for k, _, _, twin in _selections(tmp_path)] == [("last_epoch", None), ("best_on_test", None)]
+    assert [(s.key, s.twin) for s in selections(tmp_path)] == [("last_epoch", None), ("best_on_test", None)]
     _save(tmp_path / BEST, 3)
-    rows = list(_selections(tmp_path))
-    assert [(k, s, twin) for k, s, _, twin in rows] == [
+    rows = list(selections(tmp_path))
+    assert [(s.key, s.label, s.twin) for s in rows] == [
         ("last_epoch", FINAL_SELECTION, None),
         ("best_on_test", BEST_SELECTION, "last_epoch"),
     ]
@@ -31,14 +32,20 @@ def test_best_is_measured_only_when_it_is_another_epoch(tmp_path):
 def test_imported_checkpoints_compare_by_content(tmp_path):
     _save(tmp_path / FINAL, None)
     shutil.copyfile(tmp_path / FINAL, tmp_path / BEST)
-    assert [twin for *_, twin in _selections(tmp_path)] == [None, "last_epoch"]
+    assert [s.twin for s in selections(tmp_path)] == [None, "last_epoch"]
     _save(tmp_path / BEST, None)  # other random weights
-    assert [twin for *_, twin in _selections(tmp_path)] == [None, None]
+    assert [s.twin for s in selections(tmp_path)] == [None, None]
 
 
 def test_relabelled_copies_figures_with_the_new_selection():
-    figures = {"selection": "a", "P1": 1.0, "inner": {"selection": "a", "per_action": {"Walking": {"P1": 2.0}}}}
-    copy = _relabelled(figures, "b")
-    assert copy == {"selection": "b", "P1": 1.0, "inner": {"selection": "b", "per_action": {"Walking": {"P1": 2.0}}}}
-    copy["inner"]["per_action"]["Walking"]["P1"] = 5.0
-    assert figures["inner"]["per_action"]["Walking"]["P1"] == 2.0
+    figures = {"selection": "a", "P1": 1.0, "P2": 2.0, "P1_sample_mean": 1.0, "P2_sample_mean": 2.0}
+    walking = {"P1": 2.0, "P2": 1.0, "num_samples": 3}
+    figures |= {"num_samples": 3, "per_joint": {"Hip": 0.5}, "per_action": {"Walking": walking}}
+    refined = RefinedSelection.from_dict(
+        {"selection": "a", "without_refinement": figures}
+        | {f"refined_{d}_root": {**figures, "note": d} for d in ("gt", "estimated")}
+    )
+    copy = relabelled(refined, "b")
+    assert copy.selection == "b" and copy.refined_gt_root.selection == "b" and copy.without_refinement.selection == "b"
+    assert copy.refined_gt_root.note == "gt" and copy.without_refinement.per_action["Walking"].P1 == 2.0
+    assert refined.selection == "a" and refined.refined_estimated_root.selection == "a"

@@ -173,3 +173,21 @@ def flatten_numbers(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, f
         elif isinstance(value, int | float):
             flat[name.replace(" ", "_")] = float(value)
     return flat
+
+
+class NoRun:
+    """What ranks > 0 of a multi-process training stage have instead of a :class:`StageRun`: no MLflow run."""
+
+    run_id: str | None = None
+
+    def __enter__(self) -> NoRun:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        """Nothing: rank 0 logs."""
+
+    def log_artifact(self, path: str | os.PathLike[str]) -> None:
+        """Nothing: rank 0 logs."""
