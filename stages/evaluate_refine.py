@@ -52,7 +52,8 @@ def main(args: argparse.Namespace) -> None:
     ev = EvaluationSetup.load(params, experiment, Path(args.processed))
     bones = mean_bone_lengths(ev.train.poses_3d, ev.train.layout)
     figures: dict[str, RefinedSelection] = {}
-    with StageRun("evaluate_refine", experiment.name, stage_params(params, experiment), ev.fingerprint) as run:
+    described = stage_params(params, experiment, refinement=True)
+    with StageRun("evaluate_refine", experiment.name, described, ev.fingerprint) as run:
         for chosen in selections(Path(args.models)):
             twin = chosen.twin
             figures[chosen.key] = relabelled(figures[twin], chosen.label) if twin else measure(ev, chosen, bones)

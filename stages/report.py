@@ -1,8 +1,9 @@
 """Stage ``report``: ``metrics/results.md``, its plots and demo GIFs, from the metrics files alone.
 
 dvc.yaml: ``python stages/report.py --params params.yaml --metrics metrics --out metrics/results.md
---plots metrics/plots --demo metrics/demo``; the demos are rendered from ``models/`` and
-``data/processed/`` (one GIF per temporal experiment). One MLflow run.
+--plots metrics/plots --demo metrics/demo --models models --processed data/processed``; the demos
+(one GIF per temporal experiment) are rendered from the last-epoch checkpoints in ``--models`` on
+the processed files in ``--processed``. One MLflow run.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def main(args: argparse.Namespace) -> None:
     params = load_params(args.params)
     described = {"experiments": sorted(params["experiments"]), "refinement": sorted(params.get("refinement") or {})}
     with StageRun("report", params=described) as run:
-        demos = render_demos(params, Path(args.params).resolve().parent, Path(args.demo)) if args.demo else []
+        demos = render_demos(params, Path(args.models), Path(args.processed), Path(args.demo)) if args.demo else []
         summary = build_report(params, Path(args.metrics), Path(args.out), Path(args.plots), demos)
         run.set_tags({"data_fingerprint": "+".join(summary["fingerprints"])})
         run.log_artifact(args.out)
@@ -40,6 +41,8 @@ def parser() -> argparse.ArgumentParser:
     result.add_argument("--out", required=True, help="report to write (the pipeline: metrics/results.md)")
     result.add_argument("--plots", required=True, help="folder for the PNG plots (the pipeline: metrics/plots)")
     result.add_argument("--demo", help="folder for one demo GIF per temporal experiment (the pipeline: metrics/demo)")
+    result.add_argument("--models", default="models", help="checkpoints the demos are rendered with (models)")
+    result.add_argument("--processed", default="data/processed", help="processed files of the demos (data/processed)")
     return result
 
 

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlpgraph.data.schema import processed_name
 from mlpgraph.errors import UserInputError
 from mlpgraph.params import get
 
@@ -66,11 +65,6 @@ class Experiment:
         """``gt`` for ground-truth 2D, ``detected`` for any detector's keypoints."""
         return "gt" if self.keypoints == GT_KEYPOINTS else "detected"
 
-    def processed_path(self, params: Mapping[str, Any], root: Path = Path(".")) -> Path:
-        """The HDF5 file this experiment trains and evaluates on."""
-        name = processed_name(get(params, "data.name"), self.keypoints, get(params, "data.layout"))
-        return root / "data" / "processed" / name
-
 
 def load_experiment(params: Mapping[str, Any], name: str) -> Experiment:
     """The experiment ``name`` of the parameters (validated by :func:`mlpgraph.params.load_params`)."""
@@ -85,6 +79,7 @@ def load_experiment(params: Mapping[str, Any], name: str) -> Experiment:
         model=entry["model"],
         keypoints=entry["keypoints"],
         model_args=dict(entry.get("model_args") or {}),
-        refinement=dict(refinement) if refinement is not None else None,
+        # keypoints repeats the experiment's own (for dvc.yaml); the refinement is its mode and root depth
+        refinement={k: v for k, v in refinement.items() if k != "keypoints"} if refinement is not None else None,
         pretrained=dict(pretrained) if pretrained is not None else None,
     )

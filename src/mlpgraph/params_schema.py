@@ -145,6 +145,7 @@ class Experiment(Strict):
 
 
 class Refinement(Strict):
+    keypoints: Name  # the experiment's, repeated: dvc.yaml names the processed file from it
     mode: Literal["joint", "two_stage"]
     root_depth: Literal["gt", "estimated"]
 
@@ -187,6 +188,11 @@ class Params(Strict):
         for name in self.refinement:
             if name not in self.experiments:
                 raise ValueError(f"refinement.{name}: no experiment of that name in 'experiments'")
+            if self.refinement[name].keypoints != self.experiments[name].keypoints:
+                raise ValueError(
+                    f"refinement.{name}.keypoints: {self.refinement[name].keypoints!r} differs from "
+                    f"experiments.{name}.keypoints {self.experiments[name].keypoints!r}"
+                )
             pretrained = self.experiments[name].pretrained
             if pretrained is not None and not pretrained.refine:
                 raise ValueError(f"refinement.{name}: the experiment's pretrained entry names no 'refine' file")

@@ -31,16 +31,19 @@ def data_description(params: Mapping[str, Any], fingerprint: str | None) -> Data
 
 
 def stage_params(
-    params: Mapping[str, Any], experiment: Experiment, recipe: Mapping[str, Any] | None = None
+    params: Mapping[str, Any],
+    experiment: Experiment,
+    recipe: Mapping[str, Any] | None = None,
+    refinement: bool = False,
 ) -> dict[str, Any]:
-    """The parameters an experiment's stage records in its MLflow run."""
+    """The parameters an experiment's stage records in its MLflow run (``refinement``: for its refinement stages)."""
     described: dict[str, Any] = {
         "experiment": {"name": experiment.name, "model": experiment.model, "keypoints": experiment.keypoints},
         "model_args": experiment.model_args,
         "data": dict(params["data"]),
         "evaluate": dict(params["evaluate"]),
     }
-    if experiment.refinement:
+    if refinement and experiment.refinement:
         described["refinement"] = experiment.refinement
     if recipe is not None:
         described["recipe"] = dict(recipe)

@@ -55,7 +55,7 @@ def import_release_stage(
     outputs.models.mkdir(parents=True, exist_ok=True)
     for stale in (FINAL, BEST, SKIPPED_MARKER):
         (outputs.models / stale).unlink(missing_ok=True)
-    with StageRun(stage, experiment.name, stage_params(params, experiment)) as run:
+    with StageRun(stage, experiment.name, stage_params(params, experiment, refinement=refining)) as run:
         if experiment.skipped_reason is not None:
             run.set_tags({"available": False})
             marker = {"experiment": experiment.name, "reason": experiment.skipped_reason}

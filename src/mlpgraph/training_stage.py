@@ -48,9 +48,13 @@ class TrainingOutputs:
 
 
 def recipe_for(params: Mapping[str, Any], experiment: Experiment, refine: bool = False) -> Recipe:
-    """The experiment's recipe: the ``train`` section plus its keypoint kind's ``recipes`` entry."""
+    """The experiment's recipe: the ``train`` section plus its keypoint kind's ``recipes`` entry.
+
+    With ``refine`` the refinement's mode and root depth too (``refinement.EXP``); the lifting
+    network alone is trained with the defaults (joint, gt), whatever the refinement entry says.
+    """
     train_params, rates = params["train"], params["recipes"][experiment.recipe_kind]
-    refinement = experiment.refinement or {}
+    refinement = (experiment.refinement or {}) if refine else {}
     return Recipe(
         epochs=train_params["epochs"],
         batch_size=train_params["batch_size"],
@@ -128,7 +132,8 @@ def _train(
     fingerprint = str(train_data.attrs.get("fingerprint"))
     model, refine = _networks(experiment, recipe, train_data.layout, spatial_dir)
     began = time.perf_counter()
-    tracked = StageRun(stage, experiment.name, stage_params(params, experiment, recipe.to_dict()), fingerprint)
+    described = stage_params(params, experiment, recipe.to_dict(), refinement=recipe.refine)
+    tracked = StageRun(stage, experiment.name, described, fingerprint)
     with tracked if context.is_main else NoRun() as run:
         result = train(
             model,

@@ -263,9 +263,16 @@ def _predict_clip(networks: dict[str, Any], data: Any, chosen: np.ndarray, flip_
 
 
 def render_demos(
-    params: Mapping[str, Any], root: Path, out_dir: Path, size_px: tuple[int, int] = DEMO_SIZE_PX
+    params: Mapping[str, Any],
+    models_dir: Path,
+    processed_dir: Path,
+    out_dir: Path,
+    size_px: tuple[int, int] = DEMO_SIZE_PX,
 ) -> list[dict[str, Any]]:
     """One GIF per temporal experiment of ``params`` (the report stage's demos), in ``out_dir``.
+
+    The networks are read from ``models_dir/EXP/{spatial,refine}/final.pt``, the sequences from
+    the experiment's processed file in ``processed_dir``.
 
     Each shows the last-epoch network (with its refinement when the experiment has one) on the
     first test subject's ``Walking``, camera 0, from the first frame (:func:`render_sequence`'s
@@ -275,7 +282,7 @@ def render_demos(
     """
     from mlpgraph.experiments import load_experiment
     from mlpgraph.params import get
-    from mlpgraph.training import FINAL
+    from mlpgraph.paths import FINAL_CHECKPOINT, REFINE, SPATIAL, processed_name
 
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in out_dir.glob("*.gif"):
@@ -288,10 +295,11 @@ def render_demos(
         experiment = load_experiment(params, name)
         if experiment.frames == 1 or experiment.skipped_reason is not None:
             continue
-        network = "refine" if experiment.refinement is not None else "spatial"
+        network = REFINE if experiment.refinement is not None else SPATIAL
+        data = params["data"]
         record = render_sequence(
-            root / "models" / name / network / FINAL,
-            experiment.processed_path(params, root),
+            models_dir / name / network / FINAL_CHECKPOINT,
+            processed_dir / processed_name(data["name"], experiment.keypoints, data["layout"]),
             subject,
             DEMO_ACTION,
             0,

@@ -77,7 +77,3 @@ def raw_2d_name(keypoints: str) -> str:
     """Canonical raw file name of a 2D keypoint source (``gt``, ``hr``, ``cpn_ft_h36m_dbb``, ...)."""
     return f"data_2d_h36m_{keypoints}.npz"
 
-
-def processed_name(dataset: str, keypoints: str, layout: str) -> str:
-    """File name of one processed HDF5 file."""
-    return f"{dataset}_{keypoints}_{layout}.h5"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from mlpgraph.results.evaluation import (
     DhpEvaluation,
@@ -20,27 +22,36 @@ class ExperimentSummary(Record):
     """A flat file of one experiment's headline figures (mm, %), for ``dvc exp show``.
 
     ``_last``: the last-epoch model; ``_best``: the epoch best on test. 3DHP figures are left out
-    when there is no 3DHP test file, the refined P1 (oracle root depth) when nothing was refined.
+    when there is no 3DHP test file, the refined P1 (oracle root depth) when nothing was refined;
+    a skipped pretrained experiment has ``available: false`` and no figures.
     """
 
     experiment: str
-    P1_last: float
-    P2_last: float
-    P1_best: float
-    P2_best: float
+    available: bool = True
+    P1_last: float | None = field(default=None, metadata=OPTIONAL_KEY)
+    P2_last: float | None = field(default=None, metadata=OPTIONAL_KEY)
+    P1_best: float | None = field(default=None, metadata=OPTIONAL_KEY)
+    P2_best: float | None = field(default=None, metadata=OPTIONAL_KEY)
     PCK_last: float | None = field(default=None, metadata=OPTIONAL_KEY)
     AUC_last: float | None = field(default=None, metadata=OPTIONAL_KEY)
-    P1_hard_last: float
+    P1_hard_last: float | None = field(default=None, metadata=OPTIONAL_KEY)
     P1_refined_last: float | None = field(default=None, metadata=OPTIONAL_KEY)
+
+    @classmethod
+    def matches(cls, data: Mapping[str, Any]) -> bool:
+        """Any summary, skipped or not."""
+        return True
 
 
 def summarise(
-    h36m: H36mEvaluation,
+    h36m: H36mEvaluation | Skipped,
     dhp: DhpEvaluation | DhpUnavailable | Skipped,
-    hard: HardEvaluation,
+    hard: HardEvaluation | Skipped,
     refine: RefineEvaluation | None = None,
 ) -> ExperimentSummary:
     """The :class:`ExperimentSummary` of one experiment's evaluation records."""
+    if isinstance(h36m, Skipped) or isinstance(hard, Skipped):
+        return ExperimentSummary(experiment=h36m.experiment, available=False)
     measured = isinstance(dhp, DhpEvaluation)
     return ExperimentSummary(
         experiment=h36m.experiment,

@@ -1,0 +1,50 @@
+"""Stage ``summarise@EXP``: one flat file of the experiment's headline figures, the columns of ``dvc exp show``.
+
+dvc.yaml: ``python stages/summarise.py --experiment EXP --h36m metrics/h36m/EXP.json --dhp
+metrics/3dhp/EXP.json --hard metrics/hard/EXP.json --out metrics/summary/EXP.json``. P1/P2 of the
+last epoch and best on test, 3DHP PCK/AUC and hard-pose P1 of the last epoch (the detail files
+stay plain outputs); a skipped pretrained experiment's summary says ``available: false``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from mlpgraph.entry import run_command
+from mlpgraph.results import (
+    DhpEvaluation,
+    DhpUnavailable,
+    H36mEvaluation,
+    HardEvaluation,
+    Skipped,
+    read_record,
+    summarise,
+    write_record,
+)
+
+
+def main(args: argparse.Namespace) -> None:
+    """Read the three evaluation files and write the summary."""
+    h36m = read_record(Path(args.h36m), H36mEvaluation, Skipped)
+    dhp = read_record(Path(args.dhp), DhpEvaluation, DhpUnavailable, Skipped)
+    hard = read_record(Path(args.hard), HardEvaluation, Skipped)
+    if h36m.experiment != args.experiment:
+        raise ValueError(f"{args.h36m} is experiment {h36m.experiment!r}, not {args.experiment!r}")
+    write_record(args.out, summarise(h36m, dhp, hard))
+
+
+def parser() -> argparse.ArgumentParser:
+    """``--experiment``, the three evaluation files (read) and ``--out`` (written)."""
+    result = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    result.add_argument("--experiment", required=True, help="experiment name (checked against the files)")
+    result.add_argument("--h36m", required=True, help="metrics/h36m/EXP.json")
+    result.add_argument("--dhp", required=True, help="metrics/3dhp/EXP.json")
+    result.add_argument("--hard", required=True, help="metrics/hard/EXP.json")
+    result.add_argument("--out", required=True, help="the summary to write (metrics/summary/EXP.json)")
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(run_command("summarise", parser(), main))
