@@ -86,12 +86,12 @@ def test_stage_table_resolves_from_dvc_yaml():
     assert specs["fetch"].outs == ("data/raw",)
     assert "data/raw" in specs["preprocess@gt"].deps
     assert specs["preprocess@gt"].outs == ("data/processed/synthetic_gt_h36m16.h5",)
-    assert "data.test_subjects" in specs["preprocess@gt"].params
+    assert specs["preprocess@gt"].params == ("data",)  # its file records the whole data section
     assert specs["preprocess@hr"].params == specs["preprocess@gt"].params
     assert specs["fetch"].resources["threads"] >= 1
     assert rule_name("preprocess@gt") == "preprocess__gt"
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    for family in ("train_spatial", "evaluate_h36m", "evaluate_3dhp", "hard_poses"):
+    for family in ("train_spatial", "evaluate_h36m", "evaluate_3dhp", "hard_poses", "summarise"):
         assert {f"{family}@{e}" for e in params["experiments"]} <= set(specs), family
     assert {f"train_refine@{e}" for e in params["refinement"]} <= set(specs)
 
@@ -167,9 +167,11 @@ def test_snakemake_all_writes_every_output(tiny_run):
         assert h36m["last_epoch"]["P1"] < h36m["mean_pose_baseline"]["P1"]
         assert h36m["best_on_test"]["selection"] == "best on test (release rule)"
         assert h36m["data"]["label"] == "synthetic Human3.6M (tiny)" and h36m["mlflow_run_id"]
-        assert json.loads((repo / "metrics" / "3dhp" / f"{experiment}.json").read_text())["last_epoch"]["pck"] > 0
+        assert json.loads((repo / "metrics" / "3dhp" / f"{experiment}.json").read_text())["last_epoch"]["PCK"] > 0
         assert json.loads((repo / "metrics" / "hard" / f"{experiment}.json").read_text())["last_epoch"]["P1"] > 0
         assert (repo / "models" / experiment / "spatial" / "final.pt").is_file()
+        summary = json.loads((repo / "metrics" / "summary" / f"{experiment}.json").read_text())
+        assert summary["P1_last"] == h36m["last_epoch"]["P1"] and summary["PCK_last"] > 0 and summary["available"]
     refined = json.loads((repo / "metrics" / "h36m" / "mlpgraph_hr_f243_refine_refine.json").read_text())
     assert {"without_refinement", "refined_gt_root", "refined_estimated_root"} <= set(refined["last_epoch"])
     manifest = json.loads((repo / "data" / "raw" / "manifest.json").read_text())
@@ -201,6 +203,8 @@ def test_pretrained_experiments_import_or_skip(tiny_run):
     for kind in ("h36m", "3dhp", "hard", "train"):
         skipped = json.loads((repo / "metrics" / kind / "pretrained_gt_f1.json").read_text())
         assert skipped["available"] is False and "pretrained.dir is not set" in skipped["reason"]
+    summary = json.loads((repo / "metrics" / "summary" / "pretrained_gt_f1.json").read_text())
+    assert summary == {"experiment": "pretrained_gt_f1", "available": False}
     report = (repo / "metrics" / "results.md").read_text()
     assert "MLP-Graph (released weights)" in report
     assert "- `pretrained_gt_f1`: experiments.pretrained_gt_f1.pretrained.dir is not set" in report
@@ -231,10 +235,12 @@ def test_engines_agree_after_snakemake(tiny_run):
     assert "Running stage" not in repro
     # {revision: {"data": {file: {"data": {...}}}}}, the workspace's revision named "workspace" or ""
     metrics = next(iter(json.loads(run(["dvc", "metrics", "show", "--json"], repo).stdout).values()))["data"]
+    assert set(metrics) == {f"metrics/summary/{e}.json" for e in (*TRAINED, *PRETRAINED)}  # the flat summaries
     for experiment in TRAINED:
-        h36m = metrics[f"metrics/h36m/{experiment}.json"]["data"]
-        assert {"P1", "P2"} <= set(h36m["last_epoch"]) and {"P1", "P2"} <= set(h36m["best_on_test"])
-        assert {"pck", "auc"} <= set(metrics[f"metrics/3dhp/{experiment}.json"]["data"]["last_epoch"])
+        summary = metrics[f"metrics/summary/{experiment}.json"]["data"]
+        assert {"P1_last", "P2_last", "P1_best", "PCK_last", "AUC_last", "P1_hard_last"} <= set(summary)
+    columns = run(["dvc", "exp", "show", "--csv"], repo).stdout.splitlines()[0].split(",")
+    assert len(columns) < 100, columns
     plots = json.loads(run(["dvc", "plots", "show", "--json"], repo).stdout)
     assert not plots.get("errors"), plots.get("errors")
     curve = "metrics/train/semgcn_gt_f1_curve.json"
@@ -245,7 +251,7 @@ def test_evaluation_param_through_dvc_exp_run(tiny_run):
     """``dvc exp run -S`` on an evaluation-only key reruns exactly the stages downstream of it; Snakemake agrees."""
     repo = tiny_run
     experiments = (*TRAINED, *PRETRAINED)
-    downstream = {"hard_pose_set", "report"} | {f"hard_poses@{e}" for e in experiments}
+    downstream = {"hard_pose_set", "report"} | {f"{s}@{e}" for e in experiments for s in ("hard_poses", "summarise")}
     set_params(repo, **{"evaluate.hard_fraction": 0.1})
     assert dvc_stale_stages(repo) == {"hard_pose_set"}
     assert snakemake_pending(repo) == {rule_name(s) for s in downstream}
@@ -264,8 +270,9 @@ def test_training_param_of_one_experiment_through_snakemake(tiny_run):
     before = json.loads((repo / "metrics" / "h36m" / "mlpgraph_hr_f243_refine.json").read_text())
     set_params(repo, **{"experiments.semgcn_gt_f1.model_args.dropout": 0.1})
     families = ("train_spatial", "evaluate_h36m", "evaluate_3dhp", "hard_poses")
-    chain = {f"{family}@semgcn_gt_f1" for family in families} | {"report"}
-    assert dvc_stale_stages(repo) == {"train_spatial@semgcn_gt_f1", "report"}  # the report reads `experiments`
+    chain = {f"{family}@semgcn_gt_f1" for family in (*families, "summarise")} | {"report"}
+    # Its readers: the experiment's stages (each reads experiments.semgcn_gt_f1) and the report.
+    assert dvc_stale_stages(repo) == {f"{family}@semgcn_gt_f1" for family in families} | {"report"}
     assert snakemake_pending(repo) == {rule_name(s) for s in chain}
     log = run(["snakemake", "all", "--cores", "2"], repo)
     ran = set(re.findall(r"^(?:local)?rule (\S+):$", log.stdout + log.stderr, flags=re.MULTILINE)) - {"all"}
@@ -278,7 +285,8 @@ def test_data_param_reaches_every_stage_in_both_engines(tiny_run):
     """A data parameter (the generator's seed) makes both engines plan the whole DAG; undone, nothing."""
     repo = tiny_run
     set_params(repo, **{"data.seed": 1})
-    assert dvc_stale_stages(repo) == {"fetch"}
+    readers = {spec.name for spec in load_stage_table(repo) if {"data", "data.seed"} & set(spec.params)}
+    assert "fetch" in readers and dvc_stale_stages(repo) == readers
     assert snakemake_pending(repo) == {rule_name(spec.name) for spec in load_stage_table(repo)}
     status = run(["dvc", "status", "--with-deps", "report"], repo).stdout
     assert "fetch" in status
@@ -303,3 +311,38 @@ def test_push_delete_pull_round_trip(tiny_run):
     # Pulled files are new on disk; Snakemake judges by time stamps, so mark the outputs as current.
     run(["snakemake", "all", "--touch", "--cores", "1"], repo)
     assert_clean(repo)
+
+
+def test_a_value_in_params_yaml_wins_over_the_preset(tiny_run):
+    """``train.epochs: 1`` in params.yaml under preset tiny (whose epochs is 2): the stage trains one epoch.
+
+    Last in the module: it leaves the shared run with a retrained experiment.
+    """
+    repo = tiny_run
+    set_params(repo, **{"train.epochs": 1})
+    stale = dvc_stale_stages(repo)
+    assert "train_spatial@semgcn_gt_f1" in stale and "fetch" not in stale and "hard_pose_set" not in stale
+    run(["dvc", "repro", "train_spatial@semgcn_gt_f1"], repo)
+    summary = json.loads((repo / "metrics" / "train" / "semgcn_gt_f1.json").read_text())
+    curve = json.loads((repo / "metrics" / "train" / "semgcn_gt_f1_curve.json").read_text())
+    assert summary["epochs"] == 1 and summary["recipe"]["epochs"] == 1 and len(curve["history"]) == 1
+
+
+def test_params_mistakes_stop_both_engines_with_one_line(pipeline_repo):
+    """An unknown key, a wrong type, a --config value: one line and exit 2 from Snakemake; DVC's stage refuses too."""
+    repo = pipeline_repo
+    set_params(repo, **{"train.l1_wieght": 0.1})
+    proc = run(["snakemake", "-n", "--cores", "1"], repo, check=False)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    message = f"error: {repo / 'params.yaml'}: train.l1_wieght: unknown key (did you mean 'l1_weight'?)"
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    proc = run(["dvc", "repro", "fetch"], repo, check=False)
+    assert proc.returncode != 0 and "train.l1_wieght: unknown key" in proc.stdout + proc.stderr
+    assert not (repo / "data" / "raw").exists()
+    set_params(repo, **{"train": yaml.safe_load((ROOT / "params.yaml").read_text())["train"] | {"epochs": "ten"}})
+    proc = run(["snakemake", "-n", "--cores", "1"], repo, check=False)
+    assert proc.returncode == 2 and "train.epochs: input should be a valid integer, got 'ten'" in proc.stderr
+    set_params(repo, **{"train.epochs": None})
+    proc = run(["snakemake", "-n", "--cores", "1", "--config", "preset=full"], repo, check=False)
+    assert proc.returncode == 2 and "--config preset: parameters are read from params.yaml only" in proc.stderr
