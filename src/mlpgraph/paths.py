@@ -53,34 +53,41 @@ class ArtifactLayout:
         """One checkpoint of an experiment (the last epoch's by default)."""
         return self.models(experiment, network) / file
 
-    def metrics(self) -> Path:
-        """The metrics folder."""
-        return self.root / METRICS_DIR
+    def metrics(self) -> MetricsFiles:
+        """The metrics folder's files."""
+        return MetricsFiles(self.root / METRICS_DIR)
+
+
+@dataclass(frozen=True)
+class MetricsFiles:
+    """The files of one metrics folder (``metrics/`` in the repository): per experiment and the report's."""
+
+    folder: Path = METRICS_DIR
 
     def train_summary(self, experiment: str, refine: bool = False) -> Path:
-        return self.root / METRICS_DIR / "train" / f"{experiment}{'_refine' if refine else ''}.json"
+        return self.folder / "train" / f"{experiment}{'_refine' if refine else ''}.json"
 
     def train_curve(self, experiment: str, refine: bool = False) -> Path:
-        return self.root / METRICS_DIR / "train" / f"{experiment}{'_refine' if refine else ''}_curve.json"
+        return self.folder / "train" / f"{experiment}{'_refine' if refine else ''}_curve.json"
 
     def h36m(self, experiment: str, refine: bool = False) -> Path:
-        return self.root / METRICS_DIR / "h36m" / f"{experiment}{'_refine' if refine else ''}.json"
+        return self.folder / "h36m" / f"{experiment}{'_refine' if refine else ''}.json"
 
     def dhp(self, experiment: str) -> Path:
-        return self.root / METRICS_DIR / "3dhp" / f"{experiment}.json"
+        return self.folder / "3dhp" / f"{experiment}.json"
 
     def hard(self, experiment: str) -> Path:
-        return self.root / METRICS_DIR / "hard" / f"{experiment}.json"
+        return self.folder / "hard" / f"{experiment}.json"
 
     def summary(self, experiment: str) -> Path:
         """The flat per-experiment summary ``dvc exp show`` lists."""
-        return self.root / METRICS_DIR / "summary" / f"{experiment}.json"
+        return self.folder / "summary" / f"{experiment}.json"
 
     def results(self) -> Path:
-        return self.root / METRICS_DIR / "results.md"
+        return self.folder / "results.md"
 
     def plots(self) -> Path:
-        return self.root / METRICS_DIR / "plots"
+        return self.folder / "plots"
 
     def demos(self) -> Path:
-        return self.root / METRICS_DIR / "demo"
+        return self.folder / "demo"

@@ -10,6 +10,7 @@ from typing import Any
 
 from mlpgraph.errors import UserInputError
 from mlpgraph.params import get
+from mlpgraph.paths import MetricsFiles
 from mlpgraph.report.paper import PAPER_FIGURES, PAPER_FRAMES, PAPER_KEYPOINTS, PAPER_LAYOUT, PaperFigures
 from mlpgraph.results import (
     DhpEvaluation,
@@ -93,7 +94,7 @@ class ExperimentMetrics:
 
 
 def _experiment_metrics(
-    name: str, entry: Mapping[str, Any], h36m: H36mEvaluation, folder: Path, refined: bool
+    name: str, entry: Mapping[str, Any], h36m: H36mEvaluation, files: MetricsFiles, refined: bool
 ) -> ExperimentMetrics:
     """The remaining files of experiment ``name`` (evaluated: ``h36m``), read in a fixed order."""
     return ExperimentMetrics(
@@ -102,13 +103,13 @@ def _experiment_metrics(
         keypoints=str(entry["keypoints"]),
         model_args=dict(entry.get("model_args") or {}),
         h36m=h36m,
-        dhp=read_record(folder / "3dhp" / f"{name}.json", DhpEvaluation, DhpUnavailable, Skipped),
-        hard=read_record(folder / "hard" / f"{name}.json", HardEvaluation),
-        train=read_record(folder / "train" / f"{name}.json", TrainSummary, ReleaseSummary),
-        curve=read_record(folder / "train" / f"{name}_curve.json", TrainingCurve),
-        refine=read_record(folder / "h36m" / f"{name}_refine.json", RefineEvaluation) if refined else None,
+        dhp=read_record(files.dhp(name), DhpEvaluation, DhpUnavailable, Skipped),
+        hard=read_record(files.hard(name), HardEvaluation),
+        train=read_record(files.train_summary(name), TrainSummary, ReleaseSummary),
+        curve=read_record(files.train_curve(name), TrainingCurve),
+        refine=read_record(files.h36m(name, refine=True), RefineEvaluation) if refined else None,
         train_refine=(
-            read_record(folder / "train" / f"{name}_refine.json", TrainSummary, ReleaseSummary) if refined else None
+            read_record(files.train_summary(name, refine=True), TrainSummary, ReleaseSummary) if refined else None
         ),
     )
 
@@ -134,11 +135,11 @@ def load_metrics(
         if not isinstance(entry, Mapping) or "model" not in entry or "keypoints" not in entry:
             log.debug("report: experiments.%s has no model and keypoints (a preset's override only), skipped", name)
             continue
-        h36m = read_record(metrics_dir / "h36m" / f"{name}.json", H36mEvaluation, Skipped)
+        h36m = read_record(MetricsFiles(metrics_dir).h36m(name), H36mEvaluation, Skipped)
         if isinstance(h36m, Skipped):
             skipped[str(name)] = h36m.reason
             continue
-        loaded.append(_experiment_metrics(str(name), entry, h36m, metrics_dir, name in refinement))
+        loaded.append(_experiment_metrics(str(name), entry, h36m, MetricsFiles(metrics_dir), name in refinement))
     if not loaded and not skipped:
         raise UserInputError("params: 'experiments' defines no experiment (an entry needs 'model' and 'keypoints')")
     return loaded
