@@ -17,7 +17,7 @@ from mlpgraph.data import schema
 from mlpgraph.data.formats import read_3dhp_test
 from mlpgraph.entry import run_command, stage_parser
 from mlpgraph.evaluation import evaluate_3dhp
-from mlpgraph.evaluation_stage import relabelled, selections
+from mlpgraph.evaluation_stage import Selection, measure_selections
 from mlpgraph.experiments import load_experiment
 from mlpgraph.io import sha256_file
 from mlpgraph.params import load_params
@@ -50,16 +50,14 @@ def main(args: argparse.Namespace) -> None:
     device = resolve_device(params["train"]["device"])
     test = read_3dhp_test(path, layout=params["data"]["layout"])
     fingerprint = sha256_file(path)
-    figures: dict[str, DhpFigures] = {}
+
+    def measure(chosen: Selection) -> DhpFigures:
+        model = networks_from_checkpoint(chosen.checkpoint)["model"].to(device)
+        result = evaluate_3dhp(model, test, experiment.pad, flip, batch, device)
+        return DhpFigures.from_dict({"selection": chosen.label, **result})
+
     with StageRun("evaluate_3dhp", experiment.name, stage_params(params, experiment), fingerprint) as run:
-        for chosen in selections(Path(args.models)):
-            if chosen.twin is not None:
-                figures[chosen.key] = relabelled(figures[chosen.twin], chosen.label)
-            else:
-                model = networks_from_checkpoint(chosen.checkpoint)["model"].to(device)
-                result = evaluate_3dhp(model, test, experiment.pad, flip, batch, device)
-                figures[chosen.key] = DhpFigures.from_dict({"selection": chosen.label, **result})
-            run.log_metrics({chosen.key: {"PCK": figures[chosen.key].PCK, "AUC": figures[chosen.key].AUC}})
+        figures = measure_selections(Path(args.models), measure, run, lambda f: {"PCK": f.PCK, "AUC": f.AUC})
         record = DhpEvaluation(
             experiment=experiment.name,
             model=experiment.model,

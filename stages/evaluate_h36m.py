@@ -15,13 +15,20 @@ from pathlib import Path
 from mlpgraph.checkpoints import networks_from_checkpoint
 from mlpgraph.entry import run_command, stage_parser
 from mlpgraph.evaluation import evaluate_h36m, predict
-from mlpgraph.evaluation_stage import EvaluationSetup, h36m_figures, mean_pose_baseline, relabelled, selections, timing
+from mlpgraph.evaluation_stage import (
+    EvaluationSetup,
+    Selection,
+    h36m_figures,
+    mean_pose_baseline,
+    measure_selections,
+    timing,
+)
 from mlpgraph.experiments import load_experiment
 from mlpgraph.models import count_parameters
 from mlpgraph.params import load_params
 from mlpgraph.provenance import stage_params
 from mlpgraph.release_stage import skip_if_unavailable
-from mlpgraph.results import H36mEvaluation, write_record
+from mlpgraph.results import H36mEvaluation, H36mFigures, write_record
 from mlpgraph.tracking import StageRun
 
 
@@ -32,16 +39,16 @@ def main(args: argparse.Namespace) -> None:
     if skip_if_unavailable(params, "evaluate_h36m", experiment, Path(args.out)):
         return
     ev = EvaluationSetup.load(params, experiment, Path(args.processed))
-    figures = {}
+    networks = []
+
+    def measure(chosen: Selection) -> H36mFigures:
+        networks.append(networks_from_checkpoint(chosen.checkpoint)["model"].to(ev.device))
+        result = evaluate_h36m(predict(networks[-1], ev.test, experiment.pad, ev.flip, ev.batch), ev.test)
+        return h36m_figures(result, chosen.label)
+
     with StageRun("evaluate_h36m", experiment.name, stage_params(params, experiment), ev.fingerprint) as run:
-        for chosen in selections(Path(args.models)):
-            if chosen.twin is not None:
-                figures[chosen.key] = relabelled(figures[chosen.twin], chosen.label)
-            else:
-                model = networks_from_checkpoint(chosen.checkpoint)["model"].to(ev.device)
-                result = evaluate_h36m(predict(model, ev.test, experiment.pad, ev.flip, ev.batch), ev.test)
-                figures[chosen.key] = h36m_figures(result, chosen.label)
-            run.log_metrics({chosen.key: {"P1": figures[chosen.key].P1, "P2": figures[chosen.key].P2}})
+        figures = measure_selections(Path(args.models), measure, run, lambda f: {"P1": f.P1, "P2": f.P2})
+        model = networks[-1]  # the last one measured: its size and speed are the experiment's
         record = H36mEvaluation(
             **ev.header(params),
             mean_pose_baseline=mean_pose_baseline(ev.train, ev.test),

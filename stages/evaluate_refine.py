@@ -17,7 +17,7 @@ from torch import Tensor
 from mlpgraph.checkpoints import networks_from_checkpoint
 from mlpgraph.entry import run_command, stage_parser
 from mlpgraph.evaluation import evaluate_h36m, predict
-from mlpgraph.evaluation_stage import EvaluationSetup, Selection, h36m_figures, relabelled, selections
+from mlpgraph.evaluation_stage import EvaluationSetup, Selection, h36m_figures, measure_selections
 from mlpgraph.experiments import load_experiment
 from mlpgraph.models.refine import mean_bone_lengths
 from mlpgraph.params import load_params
@@ -43,6 +43,15 @@ def measure(ev: EvaluationSetup, chosen: Selection, bones: Tensor) -> RefinedSel
     return RefinedSelection(selection=chosen.label, without_refinement=h36m_figures(plain, chosen.label), **refined)
 
 
+def logged(figures: RefinedSelection) -> dict[str, float]:
+    """What each selection logs to MLflow: P1 without refinement and refined with each root depth."""
+    return {
+        "P1_without_refinement": figures.without_refinement.P1,
+        "P1_refined_gt_root": figures.refined_gt_root.P1,
+        "P1_refined_estimated_root": figures.refined_estimated_root.P1,
+    }
+
+
 def main(args: argparse.Namespace) -> None:
     """Measure both selected refinement runs of the experiment and write ``--out``."""
     params = load_params(args.params)
@@ -51,21 +60,9 @@ def main(args: argparse.Namespace) -> None:
         return
     ev = EvaluationSetup.load(params, experiment, Path(args.processed))
     bones = mean_bone_lengths(ev.train.poses_3d, ev.train.layout)
-    figures: dict[str, RefinedSelection] = {}
     described = stage_params(params, experiment, refinement=True)
     with StageRun("evaluate_refine", experiment.name, described, ev.fingerprint) as run:
-        for chosen in selections(Path(args.models)):
-            twin = chosen.twin
-            figures[chosen.key] = relabelled(figures[twin], chosen.label) if twin else measure(ev, chosen, bones)
-            run.log_metrics(
-                {
-                    chosen.key: {
-                        "P1_without_refinement": figures[chosen.key].without_refinement.P1,
-                        "P1_refined_gt_root": figures[chosen.key].refined_gt_root.P1,
-                        "P1_refined_estimated_root": figures[chosen.key].refined_estimated_root.P1,
-                    }
-                }
-            )
+        figures = measure_selections(Path(args.models), lambda chosen: measure(ev, chosen, bones), run, logged)
         header = ev.header(params)
         record = RefineEvaluation(**header, refinement=experiment.refinement, **figures, mlflow_run_id=run.run_id)
         write_record(args.out, record)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from mlpgraph.checkpoints import networks_from_checkpoint
 from mlpgraph.entry import run_command, stage_parser
-from mlpgraph.evaluation_stage import relabelled, selections
+from mlpgraph.evaluation_stage import Selection, measure_selections
 from mlpgraph.experiments import load_experiment
 from mlpgraph.hard_pose_set import DERIVED, HardPoseSet, evaluate_hard_poses
 from mlpgraph.params import load_params
@@ -37,16 +37,14 @@ def main(args: argparse.Namespace) -> None:
     hard = HardPoseSet.read(Path(args.hard))
     test = load_split(params, Path(args.processed), "test", device) if hard.source == DERIVED else None
     fingerprint = str(test.attrs.get("fingerprint")) if test is not None else None
-    figures: dict[str, HardFigures] = {}
+
+    def measure(chosen: Selection) -> HardFigures:
+        model = networks_from_checkpoint(chosen.checkpoint)["model"].to(device)
+        result = evaluate_hard_poses(model, hard, test, experiment.pad, flip, batch, params["data"]["layout"])
+        return HardFigures(selection=chosen.label, **result)
+
     with StageRun("hard_poses", experiment.name, stage_params(params, experiment), fingerprint) as run:
-        for chosen in selections(Path(args.models)):
-            if chosen.twin is not None:
-                figures[chosen.key] = relabelled(figures[chosen.twin], chosen.label)
-            else:
-                model = networks_from_checkpoint(chosen.checkpoint)["model"].to(device)
-                result = evaluate_hard_poses(model, hard, test, experiment.pad, flip, batch, params["data"]["layout"])
-                figures[chosen.key] = HardFigures(selection=chosen.label, **result)
-            run.log_metrics({chosen.key: {"P1": figures[chosen.key].P1, "P2": figures[chosen.key].P2}})
+        figures = measure_selections(Path(args.models), measure, run, lambda f: {"P1": f.P1, "P2": f.P2})
         record = HardEvaluation(
             experiment=experiment.name,
             model=experiment.model,

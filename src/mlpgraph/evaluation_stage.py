@@ -10,7 +10,7 @@ relabelled (:func:`relabelled`). :class:`EvaluationSetup` loads what the stage r
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,6 +25,7 @@ from mlpgraph.experiments import Experiment
 from mlpgraph.io import sha256_file
 from mlpgraph.provenance import data_description
 from mlpgraph.results import ActionFigures, DataDescription, ErrorPair, H36mFigures, InferenceTime, Record
+from mlpgraph.tracking import StageRun
 from mlpgraph.training import BEST, BEST_SELECTION, FINAL, FINAL_SELECTION, resolve_device
 from mlpgraph.training_stage import load_split
 
@@ -57,6 +58,23 @@ def selections(models_dir: Path) -> Iterator[Selection]:
         identity = ("epoch", epoch) if epoch is not None else ("file", sha256_file(path))
         twin = seen.setdefault(identity, key)
         yield Selection(key, label, path, twin if twin != key else None)
+
+
+def measure_selections(
+    models_dir: Path,
+    measure: Callable[[Selection], R],
+    run: StageRun,
+    logged: Callable[[R], Mapping[str, float]],
+) -> dict[str, R]:
+    """Each selection's figures (``last_epoch``, ``best_on_test``): ``measure``-d, or a twin's relabelled.
+
+    ``logged(figures)`` are the figures each selection logs to the stage's MLflow ``run``.
+    """
+    figures: dict[str, R] = {}
+    for chosen in selections(models_dir):
+        figures[chosen.key] = relabelled(figures[chosen.twin], chosen.label) if chosen.twin else measure(chosen)
+        run.log_metrics({chosen.key: logged(figures[chosen.key])})
+    return figures
 
 
 def relabelled(figures: R, label: str) -> R:
