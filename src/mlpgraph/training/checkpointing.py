@@ -20,11 +20,12 @@ from torch import Tensor, nn
 
 from mlpgraph.checkpoints import load_checkpoint, network_entry, save_checkpoint
 from mlpgraph.errors import UserInputError
+from mlpgraph.paths import BEST_CHECKPOINT, FINAL_CHECKPOINT
 from mlpgraph.training.recipe import Recipe
 
 LAST = "last.pt"
-BEST = "best.pt"
-FINAL = "final.pt"
+BEST = BEST_CHECKPOINT  # the artifact layout's names (mlpgraph.paths): the evaluation stages read these
+FINAL = FINAL_CHECKPOINT
 # best.pt is staged here and renamed after last.pt (the commit point) records it: see RunCheckpoints.save_epoch.
 BEST_PENDING = "best.pending.pt"
 BEST_SELECTION = "best on test (release rule)"
