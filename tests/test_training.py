@@ -20,8 +20,8 @@ from torch import nn
 from mlpgraph.checkpoints import load_checkpoint, networks_from_checkpoint
 from mlpgraph.data.batches import flip_poses
 from mlpgraph.errors import UserInputError
-from mlpgraph.layouts import get_layout
-from mlpgraph.models.refine import lifted_estimate, mean_bone_lengths, root_relative
+from mlpgraph.layouts import get_layout, root_relative
+from mlpgraph.models.refine import lifted_estimate, mean_bone_lengths
 from mlpgraph.training import BEST, BEST_PENDING, FINAL, LAST, Recipe, TrainingDiverged, lr_after_epoch, train
 from mlpgraph.training.losses import lifting_loss, mpjpe_loss, refinement_loss, symmetry_penalty
 from tests.train_worker import PAD, build_networks, last_epoch, make_data

@@ -20,9 +20,9 @@ from torch import nn
 from mlpgraph.checkpoints import load_checkpoint
 from mlpgraph.data.batches import PoseArrays
 from mlpgraph.errors import UserInputError
-from mlpgraph.layouts import get_layout
+from mlpgraph.layouts import get_layout, root_relative
 from mlpgraph.models import build_model
-from mlpgraph.models.refine import lifted_estimate, root_relative
+from mlpgraph.models.refine import lifted_estimate
 from mlpgraph.training import Recipe, TrainResult, seed_everything, train
 
 PAD = 1

@@ -18,8 +18,7 @@ from mlpgraph import metrics
 from mlpgraph.data import schema
 from mlpgraph.data.batches import PoseArrays
 from mlpgraph.evaluation.prediction import model_device, model_pad, predict
-from mlpgraph.layouts import SkeletonLayout, get_layout
-from mlpgraph.models.refine import root_relative
+from mlpgraph.layouts import SkeletonLayout, get_layout, root_relative
 
 
 def errors_mm(pred: torch.Tensor, target: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import torch
 
-from mlpgraph.models.refine import root_relative
+from mlpgraph.layouts import root_relative
 from mlpgraph.progress import progress
 
 log = logging.getLogger(__name__)

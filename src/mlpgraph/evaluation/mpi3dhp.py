@@ -17,7 +17,7 @@ from mlpgraph import metrics
 from mlpgraph.data.batches import PoseArrays
 from mlpgraph.data.formats import Test3DHP
 from mlpgraph.evaluation.prediction import model_device, predict
-from mlpgraph.models.refine import root_relative
+from mlpgraph.layouts import root_relative
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 from mlpgraph.data.batches import PoseArrays, flip_poses
-from mlpgraph.layouts import get_layout
-from mlpgraph.models.refine import ROOT_DEPTHS, PoseRefinement, lifted_estimate, root_relative
+from mlpgraph.layouts import get_layout, root_relative
+from mlpgraph.models.refine import ROOT_DEPTHS, PoseRefinement, lifted_estimate
 from mlpgraph.progress import progress
 
 

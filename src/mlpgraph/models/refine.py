@@ -17,17 +17,12 @@ from torch import Tensor, nn
 
 from mlpgraph.data import schema
 from mlpgraph.errors import UserInputError
-from mlpgraph.layouts import SkeletonLayout, get_layout
+from mlpgraph.layouts import SkeletonLayout, get_layout, root_relative
 
 if TYPE_CHECKING:
     from mlpgraph.data.batches import PoseArrays
 
 ROOT_DEPTHS = ("gt", "estimated")
-
-
-def root_relative(poses: Tensor, root: int) -> Tensor:
-    """``poses`` (N, J, ...) minus their ``root`` joint, so that the root row is exactly zero."""
-    return poses - poses[:, root : root + 1]
 
 
 class PoseRefinement(nn.Module):

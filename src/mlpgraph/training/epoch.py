@@ -30,8 +30,8 @@ from mlpgraph import distributed
 from mlpgraph.checkpoints import load_checkpoint
 from mlpgraph.data.batches import PoseArrays
 from mlpgraph.errors import UserInputError
-from mlpgraph.layouts import SkeletonLayout, get_layout
-from mlpgraph.models.refine import lifted_estimate, root_relative
+from mlpgraph.layouts import SkeletonLayout, get_layout, root_relative
+from mlpgraph.models.refine import lifted_estimate
 from mlpgraph.progress import progress
 from mlpgraph.training.losses import lifting_loss, refinement_loss
 from mlpgraph.training.recipe import Recipe
