@@ -3,7 +3,8 @@
 dvc.yaml: ``python stages/summarise.py --experiment EXP --h36m metrics/h36m/EXP.json --dhp
 metrics/3dhp/EXP.json --hard metrics/hard/EXP.json --out metrics/summary/EXP.json``. P1/P2 of the
 last epoch and best on test, 3DHP PCK/AUC and hard-pose P1 of the last epoch (the detail files
-stay plain outputs); a skipped pretrained experiment's summary says ``available: false``.
+stay plain outputs); a skipped pretrained experiment's summary says ``available: false``. One
+MLflow run, logging the same figures.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from mlpgraph.results import (
     summarise,
     write_record,
 )
+from mlpgraph.tracking import StageRun
 
 
 def main(args: argparse.Namespace) -> None:
@@ -32,7 +34,14 @@ def main(args: argparse.Namespace) -> None:
     hard = read_record(Path(args.hard), HardEvaluation, Skipped)
     if h36m.experiment != args.experiment:
         raise ValueError(f"{args.h36m} is experiment {h36m.experiment!r}, not {args.experiment!r}")
-    write_record(args.out, summarise(h36m, dhp, hard))
+    summary = summarise(h36m, dhp, hard)
+    fingerprint = h36m.data.fingerprint if isinstance(h36m, H36mEvaluation) else None
+    with StageRun("summarise", args.experiment, data_fingerprint=fingerprint) as run:
+        if not summary.available:
+            run.set_tags({"available": False})
+        write_record(args.out, summary)
+        run.log_metrics(summary.to_dict())
+        run.log_artifact(args.out)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -132,7 +132,11 @@ def test_with_defaults_keeps_the_users_order_and_does_not_mutate():
         ),
         ({"experiments.x": {"model": "mlpgraph"}}, "params.yaml: experiments.x.keypoints: missing"),
         (
-            {"refinement.nope": {"mode": "joint", "root_depth": "gt"}},
+            {"refinement.mlpgraph_gt_f243_refine.keypoints": "hr"},
+            "params.yaml: refinement.mlpgraph_gt_f243_refine.keypoints: 'hr' differs from experiments.",
+        ),
+        (
+            {"refinement.nope": {"keypoints": "gt", "mode": "joint", "root_depth": "gt"}},
             "params.yaml: refinement.nope: no experiment of that name",
         ),
         ({"preset": "huge"}, "params.yaml: preset: 'huge' has no file in"),

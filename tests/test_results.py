@@ -146,7 +146,8 @@ def test_summary_of_each_evaluated_experiment():
         assert (summary.P1_last, summary.P2_best) == (h36m.last_epoch.P1, h36m.best_on_test.P2)
         assert (summary.PCK_last, summary.P1_hard_last) == (dhp.last_epoch.PCK, hard.last_epoch.P1)
         content = summary.to_dict()
-        assert all(isinstance(v, float) for k, v in content.items() if k != "experiment")
+        assert content["available"] is True
+        assert all(isinstance(v, float) for k, v in content.items() if k not in ("experiment", "available"))
         assert ("P1_refined_last" in content) == (refine is not None)
         assert ExperimentSummary.from_dict(content) == summary
         unavailable = DhpUnavailable.from_dict(_stage_shaped("no 3dhp"))
