@@ -41,7 +41,7 @@ def stage_params(
         "experiment": {"name": experiment.name, "model": experiment.model, "keypoints": experiment.keypoints},
         "model_args": experiment.model_args,
         "data": dict(params["data"]),
-        "evaluate": dict(params["evaluate"]),
+        "evaluate": {key: params["evaluate"][key] for key in ("flip_test", "batch_size")},
     }
     if refinement and experiment.refinement:
         described["refinement"] = experiment.refinement

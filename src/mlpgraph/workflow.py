@@ -144,7 +144,9 @@ def load_stage_table(root: str | os.PathLike[str] = ".") -> list[StageSpec]:
                     resources=stage_resources(family, params),
                 )
             )
-    check_resources(params, {spec.family for spec in specs}, root / PARAMS_FILE)
+    # Every stage of the table, also those a foreach leaves empty (no refinement experiments, say).
+    families = set(read_yaml(root / "dvc.yaml").get("stages") or {}) | {spec.family for spec in specs}
+    check_resources(params, families, root / PARAMS_FILE)
     outputs = [out for spec in specs for out in spec.outs]
     return [replace(spec, inputs=expand_folders(spec.deps, outputs)) for spec in specs]
 
