@@ -38,7 +38,8 @@ from machine import machine_info
 from peer_paths import PerItemWindows, ReleaseStyleWindows, per_item_epoch, random_arrays, release_epoch
 
 from mlpgraph.data.batches import PoseArrays, gather_windows
-from mlpgraph.io import atomic_path
+from mlpgraph.errors import UserInputError
+from mlpgraph.outputs import Output, atomic_path, check_outputs
 
 log = logging.getLogger("bench.data")
 
@@ -304,7 +305,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="append",
         help="device(s) for the vectorised path (default: cpu, and cuda when available)",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    try:  # refused before the benchmark runs, not after
+        check_outputs([Output(args.out, option="--out")], inputs=[args.processed])
+    except UserInputError as exc:
+        parser.error(str(exc))
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:

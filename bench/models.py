@@ -29,9 +29,10 @@ from machine import machine_info
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from mlpgraph.io import atomic_path
+from mlpgraph.errors import UserInputError
 from mlpgraph.layouts import get_layout
 from mlpgraph.models import PAPER_CONFIGS, build_model, count_parameters
+from mlpgraph.outputs import Output, atomic_path, check_outputs
 
 log = logging.getLogger("bench.models")
 
@@ -165,7 +166,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", action="append", help="cpu and/or cuda (default: cpu, and cuda when available)")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 256])
     parser.add_argument("--min-seconds", type=float, default=1.0, help="minimum timed seconds per measurement")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    try:  # refused before the benchmark runs, not after
+        check_outputs([Output(args.out, option="--out")])
+    except UserInputError as exc:
+        parser.error(str(exc))
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:

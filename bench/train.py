@@ -33,10 +33,11 @@ from peer_paths import ReleaseStyleWindows, random_arrays
 from torch.utils.data import DataLoader
 
 from mlpgraph.data.batches import PoseArrays
+from mlpgraph.errors import UserInputError
 from mlpgraph.evaluation import predict
-from mlpgraph.io import atomic_path
 from mlpgraph.layouts import H36M16
 from mlpgraph.models import PAPER_CONFIGS, build_model
+from mlpgraph.outputs import Output, atomic_path, check_outputs
 from mlpgraph.training import lifting_loss
 
 log = logging.getLogger("bench.train")
@@ -169,6 +170,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-samples", type=int, default=20_000, help="test samples timed for evaluation")
     parser.add_argument("--models", nargs="+", default=["mlpgraph_f1", "mlpgraph_f243"])
     args = parser.parse_args(argv)
+    try:  # refused before the benchmark runs, not after
+        check_outputs([Output(args.out, option="--out")])
+    except UserInputError as exc:
+        parser.error(str(exc))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     rows = [
         bench_model(m, args.samples, args.batch_size, args.steps, args.repeats, args.eval_samples) for m in args.models

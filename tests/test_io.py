@@ -1,4 +1,4 @@
-"""The restricted loader, atomic writes and hashing."""
+"""The restricted loader, community .npz writing and hashing (atomic writes: test_outputs.py)."""
 
 import hashlib
 import os
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mlpgraph.errors import UserInputError
-from mlpgraph.io import atomic_path, load_community_npz, save_community_npz, sha256_file
+from mlpgraph.io import load_community_npz, save_community_npz, sha256_file
 
 
 def test_round_trip_of_community_content(tmp_path):
@@ -80,28 +80,6 @@ def test_garbage_and_missing_files(tmp_path):
         member.write(raw)
     with pytest.raises(UserInputError, match=r"trunc.npz \[key x\]: unreadable pickled data"):
         load_community_npz(tmp_path / "trunc.npz")
-
-
-def test_atomic_path_leaves_nothing_on_failure(tmp_path):
-    target = tmp_path / "out" / "result.txt"
-    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
-        tmp.write_text("half")
-        raise RuntimeError("crash")
-    assert not target.exists()
-    assert list((tmp_path / "out").iterdir()) == []
-    with atomic_path(target) as tmp:
-        tmp.write_text("whole")
-    assert target.read_text() == "whole"
-
-
-def test_atomic_path_replaces_directories(tmp_path):
-    target = tmp_path / "raw"
-    for content in ("first", "second"):
-        with atomic_path(target) as tmp:
-            tmp.mkdir()
-            (tmp / "f").write_text(content)
-    assert (target / "f").read_text() == "second"
-    assert [p.name for p in tmp_path.iterdir()] == ["raw"]
 
 
 def test_sha256(tmp_path):

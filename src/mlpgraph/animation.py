@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mlpgraph.io import atomic_path
+from mlpgraph.outputs import atomic_path
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from torch import nn
 
 from mlpgraph import __version__
 from mlpgraph.errors import UserInputError
-from mlpgraph.io import atomic_path
+from mlpgraph.outputs import atomic_path
 
 CHECKPOINT_VERSION = 1
 

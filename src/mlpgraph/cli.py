@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mlpgraph.entry import run_command
+from mlpgraph.outputs import Output, check_outputs
 
 log = logging.getLogger("mlpgraph")
 
@@ -22,6 +23,7 @@ log = logging.getLogger("mlpgraph")
 def _cmd_import_release(args: argparse.Namespace) -> None:
     from mlpgraph.pretrained import import_release
 
+    check_outputs([Output(args.out, option="--out")], inputs=[args.weights, args.refine])
     expected = {
         "frames": args.frames,
         "hid_dim": args.hid_dim,
@@ -39,6 +41,8 @@ def _cmd_import_release(args: argparse.Namespace) -> None:
 def _cmd_predict(args: argparse.Namespace) -> None:
     from mlpgraph.lifting import predict_file
 
+    outputs = [Output(args.out, option="--out")] + ([Output(args.gif, option="--gif")] if args.gif else [])
+    check_outputs(outputs, inputs=[args.checkpoint, args.input])
     # Options left unset take the library's defaults (mlpgraph.lifting.DEFAULT_*): one source.
     tuning = {name: value for name in ("min_score", "max_gap") if (value := getattr(args, name)) is not None}
     predict_file(
@@ -69,6 +73,9 @@ def _frame_range(text: str) -> tuple[int | None, int | None]:
 def _cmd_render(args: argparse.Namespace) -> None:
     from mlpgraph.viz import render_sequence
 
+    outputs = [Output(args.out, option="--out")]
+    outputs += [Output(Path(args.out).with_suffix(".mp4"), option="--mp4")] if args.mp4 else []
+    check_outputs(outputs, inputs=[args.checkpoint, args.processed])
     frames = None if args.frames is None else slice(*args.frames)
     result = render_sequence(
         Path(args.checkpoint),

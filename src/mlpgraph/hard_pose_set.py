@@ -20,7 +20,8 @@ from mlpgraph import metrics
 from mlpgraph.data.batches import PoseArrays
 from mlpgraph.data.formats import read_hard_poses
 from mlpgraph.evaluation import derive_hard_poses, evaluate_poses, predict
-from mlpgraph.io import atomic_path, sha256_file
+from mlpgraph.io import sha256_file
+from mlpgraph.outputs import atomic_path
 
 USER, DERIVED = "user", "derived"
 

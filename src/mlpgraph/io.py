@@ -1,4 +1,4 @@
-"""Safe reading of the community's pickled ``.npz`` files, atomic writes and file fingerprints.
+"""Safe reading and writing of the community's pickled ``.npz`` files, and file fingerprints.
 
 The community's Human3.6M files store Python dicts inside ``.npz`` members, i.e. as pickles.
 A pickle can run arbitrary code when loaded, so members with object dtype are decoded here by
@@ -9,21 +9,18 @@ is refused before it is called.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import os
 import pickle
-import shutil
-import tempfile
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mlpgraph.errors import UserInputError
+from mlpgraph.outputs import atomic_path
 
 # (module, name) pairs a community file may reference. numpy 1.x pickles name `numpy.core`,
 # numpy 2.x pickles `numpy._core`; both resolve to the running numpy. `_codecs.encode` turns a
@@ -125,32 +122,6 @@ def save_community_npz(path: str | os.PathLike[str], compress: bool = True, **co
     arrays = {key: _as_npz_value(value) for key, value in content.items()}
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         (np.savez_compressed if compress else np.savez)(handle, **arrays)
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
-
-    Works for files and directories. A crash leaves at most a ``.tmp-*`` sibling, never a
-    half-written ``path``.
-    """
-    final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".tmp-{final.name}-", dir=final.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    tmp.unlink()
-    try:
-        yield tmp
-        if final.is_dir() and not final.is_symlink():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except BaseException:
-        if tmp.is_dir() and not tmp.is_symlink():
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            tmp.unlink(missing_ok=True)
-        raise
 
 
 def sha256_file(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:

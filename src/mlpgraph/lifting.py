@@ -23,8 +23,8 @@ from torch import nn
 
 from mlpgraph.cameras import normalise_screen
 from mlpgraph.errors import UserInputError
-from mlpgraph.io import atomic_path
 from mlpgraph.layouts import SkeletonLayout, get_layout
+from mlpgraph.outputs import atomic_outputs, atomic_path
 from mlpgraph.user_keypoints.filling import DEFAULT_MAX_GAP, DEFAULT_MIN_SCORE, PreparedKeypoints, prepare_keypoints
 from mlpgraph.user_keypoints.reading import read_keypoints
 
@@ -138,6 +138,8 @@ def predict_file(
 
     With ``gif``, also :func:`render_gif`. Everything that can be wrong with the inputs is checked
     before anything is logged or written, so a user error leaves a single line and no output file.
+    Both files are written under temporary names and renamed into place together: a failure
+    leaves neither, and whatever was at ``out`` and ``gif`` before stays as it was.
     """
     model, layout = lifting_network(checkpoint)
     seq = read_keypoints(input_path, layout, width, height, track_id)
@@ -145,9 +147,10 @@ def predict_file(
     normalised = normalise_screen(prepared.keypoints, prepared.width, prepared.height).astype(np.float32)
     poses = lift(model, normalised, layout, flip_test=flip_test, batch_size=batch_size, device=device)
     result = LiftResult(prepared, poses, int(getattr(model, "frames", 1)), flip_test)
-    write_prediction(out, result)
-    if gif is not None:
-        render_gif(result, gif)
+    with atomic_outputs(out, *([gif] if gif is not None else [])) as staged:
+        write_prediction(staged[0], result)
+        if gif is not None:
+            render_gif(result, staged[1])
     if seq.selection:
         log.info("predict: %s: kept %s", seq.source, seq.selection)
     log.info(

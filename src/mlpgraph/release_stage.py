@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 from mlpgraph.checkpoints import networks_from_checkpoint
 from mlpgraph.errors import UserInputError
 from mlpgraph.experiments import Experiment
-from mlpgraph.io import atomic_path, sha256_file
+from mlpgraph.io import sha256_file
 from mlpgraph.models import count_parameters
+from mlpgraph.outputs import CHECKPOINTS, atomic_outputs, atomic_path, output_folder
 from mlpgraph.pretrained import import_release
 from mlpgraph.provenance import data_description, stage_params
 from mlpgraph.results import RELEASE_SOURCE, EpochRecord, ReleaseSummary, Skipped, TrainingCurve, write_record
@@ -52,7 +53,7 @@ def import_release_stage(
     params: Mapping[str, Any], experiment: Experiment, stage: str, outputs: TrainingOutputs, refining: bool
 ) -> ReleaseSummary | Skipped:
     """The training stage of a pretrained experiment: import the release's files, or record the skip."""
-    outputs.models.mkdir(parents=True, exist_ok=True)
+    output_folder(outputs.models, CHECKPOINTS)
     for stale in (FINAL, BEST, SKIPPED_MARKER):
         (outputs.models / stale).unlink(missing_ok=True)
     with StageRun(stage, experiment.name, stage_params(params, experiment, refinement=refining)) as run:
@@ -71,8 +72,9 @@ def import_release_stage(
             )
         else:
             summary = _imported(params, experiment, outputs.models, refining, run)
-        write_record(outputs.summary, summary)
-        write_record(outputs.curve, RELEASE_CURVE)
+        with atomic_outputs(outputs.summary, outputs.curve) as (summary_tmp, curve_tmp):
+            write_record(summary_tmp, summary)
+            write_record(curve_tmp, RELEASE_CURVE)
         run.log_artifact(outputs.summary)
     return summary
 

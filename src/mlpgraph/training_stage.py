@@ -28,6 +28,7 @@ from mlpgraph.errors import UserInputError
 from mlpgraph.evaluation import evaluate_h36m, predict
 from mlpgraph.experiments import Experiment
 from mlpgraph.models import build_model, count_parameters
+from mlpgraph.outputs import CHECKPOINTS, Output, atomic_outputs
 from mlpgraph.provenance import data_description, stage_params
 from mlpgraph.release_stage import import_release_stage
 from mlpgraph.results import EpochRecord, TrainingCurve, TrainSummary, write_record
@@ -45,6 +46,14 @@ class TrainingOutputs:
     models: Path
     summary: Path
     curve: Path
+
+    def outputs(self) -> list[Output]:
+        """The three as :class:`~mlpgraph.outputs.Output`\\ s, named by the stages' options."""
+        return [
+            Output(self.models, CHECKPOINTS, "--out"),
+            Output(self.summary, option="--metrics"),
+            Output(self.curve, option="--curve"),
+        ]
 
 
 def recipe_for(params: Mapping[str, Any], experiment: Experiment, refine: bool = False) -> Recipe:
@@ -149,8 +158,10 @@ def _train(
         )
         summary = _summary(params, experiment, model, recipe, result, fingerprint, run.run_id, began, context)
         if context.is_main:
-            write_record(outputs.summary, summary)
-            write_record(outputs.curve, TrainingCurve(history=tuple(EpochRecord.from_dict(r) for r in result.history)))
+            curve = TrainingCurve(history=tuple(EpochRecord.from_dict(r) for r in result.history))
+            with atomic_outputs(outputs.summary, outputs.curve) as (summary_tmp, curve_tmp):
+                write_record(summary_tmp, summary)
+                write_record(curve_tmp, curve)
             run.log_artifact(outputs.summary)
     return summary
 

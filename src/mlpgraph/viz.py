@@ -29,6 +29,7 @@ import numpy as np
 from mlpgraph.animation import write_gif, write_mp4
 from mlpgraph.errors import UserInputError
 from mlpgraph.layouts import SkeletonLayout
+from mlpgraph.outputs import DEMOS, Output, Staged, atomic_outputs
 from mlpgraph.skeleton_drawing import DEFAULT_SIZE_PX, VIEWS, render_frames
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,8 @@ def render_sequence(
     slice whose step, if given, overrides the stride); None means the first
     :data:`DEFAULT_NUM_FRAMES`. The stride is ``round(data_fps / fps)`` (default ``fps``: data
     fps / 2, i.e. every 2nd frame at 25 fps for 50 fps data). With ``mp4`` an MP4 is written
-    beside the GIF (``out`` with suffix ``.mp4``) when ffmpeg is available.
+    beside the GIF (``out`` with suffix ``.mp4``) when ffmpeg is available; the two are renamed
+    into place together, so a failure leaves neither.
 
     Returns ``{"gif", "mp4" (None if not written), "frames" (rendered count), "frame_range"
     [start, end], "stride", "fps", "size" [w, h], "p1_mm" (MPJPE of the rendered frames),
@@ -81,11 +83,10 @@ def render_sequence(
         clip.pixels, clip.pred, clip.gt, clip.layout, clip.image_size, title,
         view=view, size_px=size_px, frame_labels=labels,
     )  # fmt: skip
-    gif = write_gif(images, out, play_fps)
-    mp4_path = out.with_suffix(".mp4") if mp4 and write_mp4(images, out.with_suffix(".mp4"), play_fps) else None
+    mp4_path = _write_animations(images, out, play_fps, mp4)
     seconds = time.perf_counter() - began
     result = {
-        "gif": str(gif),
+        "gif": str(out),
         "mp4": None if mp4_path is None else str(mp4_path),
         "frames": len(images),
         "frame_range": [int(frame_numbers[start]), int(frame_numbers[end - 1]) + 1],
@@ -98,6 +99,16 @@ def render_sequence(
     }
     _log_render(result)
     return result
+
+
+def _write_animations(images: Sequence[Any], gif: Path, fps: float, mp4: bool) -> Path | None:
+    """The GIF and, with ``mp4`` and ffmpeg, the MP4 beside it, renamed into place together; the MP4's path or None."""
+    mp4_path = gif.with_suffix(".mp4") if mp4 else None
+    with atomic_outputs(gif, *([mp4_path] if mp4_path is not None else [])) as staged:
+        write_gif(images, staged[0], fps)
+        if mp4_path is not None and not write_mp4(images, staged[1], fps):
+            mp4_path = None
+    return mp4_path
 
 
 def _check_options(view: str, fps: float | None) -> None:
@@ -268,6 +279,7 @@ def render_demos(
     processed_dir: Path,
     out_dir: Path,
     size_px: tuple[int, int] = DEMO_SIZE_PX,
+    staged: Staged | None = None,
 ) -> list[dict[str, Any]]:
     """One GIF per temporal experiment of ``params`` (the report stage's demos), in ``out_dir``.
 
@@ -276,17 +288,20 @@ def render_demos(
 
     Each shows the last-epoch network (with its refinement when the experiment has one) on the
     first test subject's ``Walking``, camera 0, from the first frame (:func:`render_sequence`'s
-    defaults). Single-frame and skipped experiments get none. Older GIFs in ``out_dir`` are
-    removed first, so the folder holds exactly the current demos. Returns one record per demo:
-    ``render_sequence``'s plus ``experiment``, ``subject``, ``action``, ``camera``.
+    defaults). Single-frame and skipped experiments get none. ``out_dir`` is a folder output of
+    kind ``demos`` (:mod:`mlpgraph.outputs`), written whole under a temporary name and replacing
+    the earlier demos folder, so it holds exactly the current demos; or, with ``staged``, written
+    where that :func:`~mlpgraph.outputs.atomic_outputs` block stages ``out_dir``. Returns one
+    record per demo: ``render_sequence``'s (with the GIF's final path) plus ``experiment``,
+    ``subject``, ``action``, ``camera``.
     """
+    if staged is None:
+        with atomic_outputs(Output(out_dir, DEMOS)) as own:
+            return render_demos(params, models_dir, processed_dir, out_dir, size_px, own)
     from mlpgraph.experiments import load_experiment
     from mlpgraph.params import get
     from mlpgraph.paths import FINAL_CHECKPOINT, REFINE, SPATIAL, processed_name
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in out_dir.glob("*.gif"):
-        stale.unlink()
     subject = str(get(params, "data.test_subjects")[0])
     demos = []
     for name, entry in get(params, "experiments").items():
@@ -297,6 +312,7 @@ def render_demos(
             continue
         network = REFINE if experiment.refinement is not None else SPATIAL
         data = params["data"]
+        gif = out_dir / f"{name}.gif"
         record = render_sequence(
             models_dir / name / network / FINAL_CHECKPOINT,
             processed_dir / processed_name(data["name"], experiment.keypoints, data["layout"]),
@@ -304,9 +320,10 @@ def render_demos(
             DEMO_ACTION,
             0,
             None,
-            out_dir / f"{name}.gif",
+            staged.path(gif),
             size_px=size_px,
         )
+        record["gif"] = str(gif)
         demos.append({"experiment": name, "subject": subject, "action": DEMO_ACTION, "camera": 0, **record})
-        log.info("demo %s: %s (%d frames, P1 %.1f mm)", name, record["gif"], record["frames"], record["p1_mm"])
+        log.info("demo %s: %s (%d frames, P1 %.1f mm)", name, gif, record["frames"], record["p1_mm"])
     return demos

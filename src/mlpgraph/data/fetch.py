@@ -8,7 +8,8 @@ synthetic set: its 3D is first mapped to Z up (``data.up_axis: y``) and each seq
 on the ground plane, and the 3D written to ``data/raw`` is that converted one.
 
 The whole folder is built under a temporary name and renamed when complete, with
-``manifest.json`` (SHA-256 of every file, and where it came from) written last.
+``manifest.json`` (SHA-256 of every file, and where it came from) written last; it replaces an
+earlier raw folder only (:mod:`mlpgraph.outputs`).
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from mlpgraph.cameras import CameraSet, h36m_cameras_path, load_cameras
 from mlpgraph.data import formats, schema
 from mlpgraph.data.projection import centre_on_ground, metadata_2d, project_dataset, y_up_to_z_up
 from mlpgraph.errors import UserInputError
-from mlpgraph.io import atomic_path, fingerprint, save_community_npz, sha256_file
+from mlpgraph.io import fingerprint, save_community_npz, sha256_file
 from mlpgraph.layouts import H36M17, get_layout, layout_for_joint_count, select_joints
+from mlpgraph.outputs import RAW, atomic_path
 from mlpgraph.params import get
 
 log = logging.getLogger(__name__)
@@ -48,8 +50,7 @@ def fetch(params: Mapping[str, Any], out_dir: Path, base_dir: Path = Path(".")) 
     Relative paths in the parameters are taken relative to ``base_dir`` (the params file's folder).
     """
     source = get(params, "data.source")
-    with atomic_path(out_dir) as tmp:
-        tmp.mkdir()
+    with atomic_path(out_dir, RAW) as tmp:
         if source == "synthetic":
             origins = _fetch_synthetic(params, tmp)
         elif source == "files":
@@ -58,6 +59,14 @@ def fetch(params: Mapping[str, Any], out_dir: Path, base_dir: Path = Path(".")) 
             raise UserInputError(f"params: data.source must be 'synthetic' or 'files', not {source!r}")
         manifest = write_manifest(tmp, origins, params)
     return manifest
+
+
+def fetch_inputs(params: Mapping[str, Any], base_dir: Path = Path(".")) -> list[Path]:
+    """The user's paths :func:`fetch` reads (``data.dir``, ``data.cameras``; none for synthetic data)."""
+    if get(params, "data.source") != "files":
+        return []
+    found = (_resolve(base_dir, get(params, "data.dir")), _resolve(base_dir, get(params, "data.cameras")))
+    return [path for path in found if path is not None]
 
 
 def _fetch_synthetic(params: Mapping[str, Any], out: Path) -> dict[str, str]:

@@ -23,8 +23,9 @@ from mlpgraph.data import schema
 from mlpgraph.data.actions import ACTION_FAMILIES, action_family
 from mlpgraph.data.formats import RawDataset, load_raw_dataset
 from mlpgraph.errors import UserInputError
-from mlpgraph.io import atomic_path, fingerprint
+from mlpgraph.io import fingerprint
 from mlpgraph.layouts import SkeletonLayout, root_relative
+from mlpgraph.outputs import atomic_path
 from mlpgraph.progress import progress
 
 log = logging.getLogger(__name__)

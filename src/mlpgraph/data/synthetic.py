@@ -38,8 +38,9 @@ from mlpgraph.data.motion import (
 )
 from mlpgraph.data.projection import metadata_2d, project_dataset
 from mlpgraph.errors import UserInputError
-from mlpgraph.io import atomic_path, save_community_npz
+from mlpgraph.io import save_community_npz
 from mlpgraph.layouts import H36M17, H36M32, MPI3DHP17, SkeletonLayout, get_layout, select_joints
+from mlpgraph.outputs import atomic_path
 
 logger = logging.getLogger(__name__)
 

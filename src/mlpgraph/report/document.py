@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from mlpgraph.errors import UserInputError
-from mlpgraph.io import atomic_path
+from mlpgraph.outputs import PLOTS, Output, Staged, atomic_outputs
 from mlpgraph.report import ablations, plots, tables
 from mlpgraph.report.formatting import DASH, fmt_1, fmt_run_id, markdown_table
 from mlpgraph.report.loading import ExperimentMetrics, load_metrics
@@ -178,9 +178,9 @@ class _Tables:
 
 
 def _draw_plots(
-    runs: Sequence[ExperimentMetrics], drawn: _Tables, label: str, plots_dir: Path
+    runs: Sequence[ExperimentMetrics], drawn: _Tables, label: str, plots_dir: Path, staged: Staged
 ) -> tuple[list[Path], dict[str, str]]:
-    """Every plot under ``plots_dir``: the files written, and why each of the others was not."""
+    """Every plot under ``plots_dir`` (written where ``staged`` puts it): the files, and why each other was not."""
     jobs: list[tuple[str, Callable[[Path], bool | None]]] = [
         ("h36m_p1_per_action.png", lambda p: plots.plot_per_action(runs, drawn.per_action, label, p)),
         ("training_curves.png", lambda p: plots.plot_curves(runs, label, p)),
@@ -192,7 +192,7 @@ def _draw_plots(
     missing: dict[str, str] = {}
     for name, job in jobs:
         path = plots_dir / name
-        if job(path) is False:
+        if job(staged.path(path)) is False:
             missing[name] = NOT_PLOTTED[name]
         else:
             written.append(path)
@@ -266,6 +266,7 @@ def build_report(
     out_md: Path,
     plots_dir: Path,
     demos: Sequence[Mapping[str, Any]] = (),
+    staged: Staged | None = None,
 ) -> dict[str, Any]:
     """Write the results report and its plots from the metrics files of ``params``' experiments.
 
@@ -273,18 +274,35 @@ def build_report(
     ``metrics_dir/{h36m,3dhp,hard,train}/EXP*.json`` for the experiments listed there (a missing
     or malformed file is a one-line :class:`UserInputError` naming it), embeds the ``demos``
     already rendered (:func:`mlpgraph.viz.render_demos`), writes ``out_md`` and
-    ``plots_dir/*.png``, each atomically, and returns a summary: ``{"markdown", "data",
-    "tables": {"main", "per_action", "3dhp", "hard", "ablations", "mean_pose"}, "plots",
-    "missing_plots", "skipped", "fingerprints"}``.
+    ``plots_dir/*.png`` (a folder output of kind ``plots``, :mod:`mlpgraph.outputs`), renamed into
+    place together when all are written (or, with ``staged``, where that
+    :func:`~mlpgraph.outputs.atomic_outputs` block stages them), and returns a summary:
+    ``{"markdown", "data", "tables": {"main", "per_action", "3dhp", "hard", "ablations",
+    "mean_pose"}, "plots", "missing_plots", "skipped", "fingerprints"}``.
     """
     metrics_dir, out_md, plots_dir = Path(metrics_dir), Path(out_md), Path(plots_dir)
+    if staged is not None:
+        return _write_report(params, metrics_dir, out_md, plots_dir, demos, staged)
+    with atomic_outputs(out_md, Output(plots_dir, PLOTS)) as own:
+        return _write_report(params, metrics_dir, out_md, plots_dir, demos, own)
+
+
+def _write_report(
+    params: Mapping[str, Any],
+    metrics_dir: Path,
+    out_md: Path,
+    plots_dir: Path,
+    demos: Sequence[Mapping[str, Any]],
+    staged: Staged,
+) -> dict[str, Any]:
+    """:func:`build_report`'s work, writing where ``staged`` puts ``out_md`` and ``plots_dir``."""
     skipped: dict[str, str] = {}
     runs = load_metrics(params, metrics_dir, skipped)
     if not runs:
         raise UserInputError(f"{metrics_dir}: no experiment has figures ({'; '.join(skipped.values())})")
     data_lines, label = _data_lines(runs)
     drawn = _Tables.of(runs)
-    written, missing = _draw_plots(runs, drawn, label, plots_dir)
+    written, missing = _draw_plots(runs, drawn, label, plots_dir, staged)
 
     def link(path: Path) -> str:
         return Path(os.path.relpath(path, out_md.parent)).as_posix()
@@ -302,8 +320,7 @@ def build_report(
         "",
         *_provenance(runs),
     ]
-    with atomic_path(out_md) as tmp:
-        tmp.write_text("\n".join(lines).rstrip("\n") + "\n")
+    staged.path(out_md).write_text("\n".join(lines).rstrip("\n") + "\n")
     log.info("report: wrote %s and %d plots in %s", out_md, len(written), plots_dir)
     return {
         "markdown": str(out_md),

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mlpgraph.io import atomic_path
+from mlpgraph.outputs import atomic_path
 from mlpgraph.report.formatting import finite
 from mlpgraph.report.loading import ExperimentMetrics
 from mlpgraph.report.tables import SCENE_NAMES

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from mlpgraph.errors import UserInputError
-from mlpgraph.io import atomic_path
+from mlpgraph.outputs import atomic_path
 
 # Field metadata: the key is written only when the value is not None.
 OPTIONAL_KEY: Mapping[str, bool] = {"optional key": True}

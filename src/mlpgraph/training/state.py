@@ -17,6 +17,7 @@ import numpy as np
 
 from mlpgraph import distributed
 from mlpgraph.checkpoints import load_checkpoint, load_state_dict_checked
+from mlpgraph.outputs import CHECKPOINTS, output_folder
 from mlpgraph.training.checkpointing import RunCheckpoints
 from mlpgraph.training.epoch import EpochContext
 from mlpgraph.training.rng import restore_rng, seed_fresh_run
@@ -86,14 +87,14 @@ class RunState:
 def resume_or_start(ctx: EpochContext, checkpoints: RunCheckpoints) -> RunState:
     """Resume from last.pt when rank 0 sees one, else start afresh (stale best/final removed, every RNG seeded).
 
-    Rank 0 creates the checkpoint folder.
+    Rank 0 creates the checkpoint folder (a folder output of kind ``checkpoints``, :mod:`mlpgraph.outputs`).
 
     Every rank then uses the state's learning rate and waits for all ranks to have read last.pt
     (so that rank 0 does not overwrite it before).
     """
     main = distributed.rank() == 0
     if main:
-        checkpoints.directory.mkdir(parents=True, exist_ok=True)
+        output_folder(checkpoints.directory, CHECKPOINTS)
     # Rank 0's view decides (the ranks must agree; every rank then reads the same shared file).
     if distributed.broadcast_object(checkpoints.last_path.exists()):
         state = _resume(ctx, checkpoints)
