@@ -20,6 +20,7 @@ from mlpgraph.evaluation import evaluate_3dhp
 from mlpgraph.evaluation_stage import Selection, measure_selections
 from mlpgraph.experiments import load_experiment
 from mlpgraph.io import sha256_file
+from mlpgraph.outputs import Output, check_outputs
 from mlpgraph.params import load_params
 from mlpgraph.provenance import data_description, stage_params
 from mlpgraph.release_stage import skip_if_unavailable
@@ -37,6 +38,7 @@ def find_3dhp_file(raw_dir: Path) -> Path | None:
 def main(args: argparse.Namespace) -> None:
     """Measure both selected models of the experiment on the 3DHP test set and write ``--out``."""
     params = load_params(args.params)
+    check_outputs([Output(args.out, option="--out")], inputs=[args.params, args.models, args.raw])
     experiment = load_experiment(params, args.experiment)
     out, flip, batch = Path(args.out), params["evaluate"]["flip_test"], params["evaluate"]["batch_size"]
     if skip_if_unavailable(params, "evaluate_3dhp", experiment, out):

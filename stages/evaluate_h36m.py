@@ -25,6 +25,7 @@ from mlpgraph.evaluation_stage import (
 )
 from mlpgraph.experiments import load_experiment
 from mlpgraph.models import count_parameters
+from mlpgraph.outputs import Output, check_outputs
 from mlpgraph.params import load_params
 from mlpgraph.provenance import stage_params
 from mlpgraph.release_stage import skip_if_unavailable
@@ -35,6 +36,7 @@ from mlpgraph.tracking import StageRun
 def main(args: argparse.Namespace) -> None:
     """Measure both selected models of the experiment and write ``--out``."""
     params = load_params(args.params)
+    check_outputs([Output(args.out, option="--out")], inputs=[args.params, args.processed, args.models])
     experiment = load_experiment(params, args.experiment)
     if skip_if_unavailable(params, "evaluate_h36m", experiment, Path(args.out)):
         return

@@ -20,6 +20,7 @@ from mlpgraph.evaluation import evaluate_h36m, predict
 from mlpgraph.evaluation_stage import EvaluationSetup, Selection, h36m_figures, measure_selections
 from mlpgraph.experiments import load_experiment
 from mlpgraph.models.refine import mean_bone_lengths
+from mlpgraph.outputs import Output, check_outputs
 from mlpgraph.params import load_params
 from mlpgraph.provenance import stage_params
 from mlpgraph.release_stage import skip_if_unavailable
@@ -55,6 +56,7 @@ def logged(figures: RefinedSelection) -> dict[str, float]:
 def main(args: argparse.Namespace) -> None:
     """Measure both selected refinement runs of the experiment and write ``--out``."""
     params = load_params(args.params)
+    check_outputs([Output(args.out, option="--out")], inputs=[args.params, args.processed, args.models])
     experiment = load_experiment(params, args.experiment)
     if skip_if_unavailable(params, "evaluate_refine", experiment, Path(args.out)):
         return

@@ -11,8 +11,9 @@ import logging
 import sys
 from pathlib import Path
 
-from mlpgraph.data.fetch import fetch
+from mlpgraph.data.fetch import fetch, fetch_inputs
 from mlpgraph.entry import run_command, stage_parser
+from mlpgraph.outputs import RAW, Output, check_outputs
 from mlpgraph.params import load_params
 from mlpgraph.tracking import StageRun
 
@@ -22,9 +23,10 @@ log = logging.getLogger("mlpgraph.stages.fetch")
 def main(args: argparse.Namespace) -> None:
     """Fetch the data set ``params.yaml``'s ``data`` section describes into ``--out``."""
     params = load_params(args.params)
-    out = Path(args.out)
+    out, base_dir = Path(args.out), Path(args.params).resolve().parent
+    check_outputs([Output(out, RAW, "--out")], inputs=[args.params, *fetch_inputs(params, base_dir)])
     with StageRun("fetch", params={"preset": params.get("preset"), "data": params["data"]}) as run:
-        manifest = fetch(params, out, base_dir=Path(args.params).resolve().parent)
+        manifest = fetch(params, out, base_dir=base_dir)
         run.set_tags({"data_fingerprint": manifest["fingerprint"]})
         run.log_metrics({"files": len(manifest["files"])})
         run.log_artifact(out / "manifest.json")

@@ -16,6 +16,7 @@ from pathlib import Path
 from mlpgraph.data import schema
 from mlpgraph.entry import run_command, stage_parser
 from mlpgraph.hard_pose_set import derived_hard_poses, user_hard_poses
+from mlpgraph.outputs import Output, check_outputs
 from mlpgraph.params import load_params
 from mlpgraph.tracking import StageRun
 from mlpgraph.training import resolve_device
@@ -26,6 +27,7 @@ log = logging.getLogger("mlpgraph.stages.hard_pose_set")
 def main(args: argparse.Namespace) -> None:
     """Build the set and write ``--out``."""
     params = load_params(args.params)
+    check_outputs([Output(args.out, option="--out")], inputs=[args.params, args.raw, args.processed])
     data, settings = params["data"], params["evaluate"]
     user_file = Path(args.raw) / schema.RAW_HARD_POSES
     if user_file.is_file():

@@ -17,6 +17,7 @@ from mlpgraph.entry import run_command, stage_parser
 from mlpgraph.evaluation_stage import Selection, measure_selections
 from mlpgraph.experiments import load_experiment
 from mlpgraph.hard_pose_set import DERIVED, HardPoseSet, evaluate_hard_poses
+from mlpgraph.outputs import Output, check_outputs
 from mlpgraph.params import load_params
 from mlpgraph.provenance import data_description, stage_params
 from mlpgraph.release_stage import skip_if_unavailable
@@ -29,6 +30,7 @@ from mlpgraph.training_stage import load_split
 def main(args: argparse.Namespace) -> None:
     """Measure both selected models of the experiment on the hard poses and write ``--out``."""
     params = load_params(args.params)
+    check_outputs([Output(args.out, option="--out")], inputs=[args.params, args.processed, args.models, args.hard])
     experiment = load_experiment(params, args.experiment)
     if skip_if_unavailable(params, "hard_poses", experiment, Path(args.out)):
         return

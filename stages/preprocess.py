@@ -16,6 +16,7 @@ import h5py
 from mlpgraph.data import schema
 from mlpgraph.data.preprocess import build_hdf5
 from mlpgraph.entry import run_command, stage_parser
+from mlpgraph.outputs import Output, check_outputs
 from mlpgraph.params import load_params
 from mlpgraph.tracking import StageRun
 
@@ -25,6 +26,7 @@ log = logging.getLogger("mlpgraph.stages.preprocess")
 def main(args: argparse.Namespace) -> None:
     """Turn the raw folder's 3D and ``--keypoints`` 2D into the processed file ``--out``."""
     data = load_params(args.params)["data"]
+    check_outputs([Output(args.out, option="--out")], inputs=[args.params, args.raw])
     with StageRun("preprocess", params={"data": data}, item=args.keypoints) as run:
         build_hdf5(
             Path(args.raw),

@@ -3,7 +3,8 @@
 dvc.yaml: ``python stages/report.py --params params.yaml --metrics metrics --out metrics/results.md
 --plots metrics/plots --demo metrics/demo --models models --processed data/processed``; the demos
 (one GIF per temporal experiment) are rendered from the last-epoch checkpoints in ``--models`` on
-the processed files in ``--processed``. One MLflow run.
+the processed files in ``--processed``. The report, the plots folder and the demos folder are
+written under temporary names and renamed into place together when all are complete. One MLflow run.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 from pathlib import Path
 
 from mlpgraph.entry import run_command, stage_parser
+from mlpgraph.outputs import DEMOS, PLOTS, Output, atomic_outputs, check_outputs
 from mlpgraph.params import load_params
 from mlpgraph.report import build_report
 from mlpgraph.tracking import StageRun
@@ -25,10 +27,15 @@ log = logging.getLogger("mlpgraph.stages.report")
 def main(args: argparse.Namespace) -> None:
     """Render the demos, then write the report and its plots."""
     params = load_params(args.params)
+    out, plots, demo = Path(args.out), Path(args.plots), Path(args.demo) if args.demo else None
+    outputs = [Output(out, option="--out"), Output(plots, PLOTS, "--plots")]
+    outputs += [Output(demo, DEMOS, "--demo")] if demo is not None else []
+    check_outputs(outputs, inputs=[args.params, args.metrics, args.models, args.processed])
     described = {"experiments": sorted(params["experiments"]), "refinement": sorted(params.get("refinement") or {})}
     with StageRun("report", params=described) as run:
-        demos = render_demos(params, Path(args.models), Path(args.processed), Path(args.demo)) if args.demo else []
-        summary = build_report(params, Path(args.metrics), Path(args.out), Path(args.plots), demos)
+        with atomic_outputs(*outputs) as staged:
+            demos = render_demos(params, Path(args.models), Path(args.processed), demo, staged=staged) if demo else []
+            summary = build_report(params, Path(args.metrics), out, plots, demos, staged)
         run.set_tags({"data_fingerprint": "+".join(summary["fingerprints"])})
         run.log_artifact(args.out)
     log.info("report: wrote %s and %d plots", summary["markdown"], len(summary["plots"]))

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from mlpgraph.entry import run_command
+from mlpgraph.outputs import Output, check_outputs
 from mlpgraph.results import (
     DhpEvaluation,
     DhpUnavailable,
@@ -29,6 +30,7 @@ from mlpgraph.tracking import StageRun
 
 def main(args: argparse.Namespace) -> None:
     """Read the three evaluation files and write the summary."""
+    check_outputs([Output(args.out, option="--out")], inputs=[args.h36m, args.dhp, args.hard])
     h36m = read_record(Path(args.h36m), H36mEvaluation, Skipped)
     dhp = read_record(Path(args.dhp), DhpEvaluation, DhpUnavailable, Skipped)
     hard = read_record(Path(args.hard), HardEvaluation, Skipped)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from mlpgraph.entry import run_command, stage_parser
 from mlpgraph.experiments import load_experiment
+from mlpgraph.outputs import check_outputs
 from mlpgraph.params import load_params
 from mlpgraph.training_stage import TrainingOutputs, run_training_stage
 
@@ -23,6 +24,7 @@ def main(args: argparse.Namespace) -> None:
     """Train (or import) the experiment's refinement module."""
     params = load_params(args.params)
     outputs = TrainingOutputs(models=Path(args.out), summary=Path(args.metrics), curve=Path(args.curve))
+    check_outputs(outputs.outputs(), inputs=[args.params, args.processed, args.spatial])
     experiment = load_experiment(params, args.experiment)
     run_training_stage(params, experiment, Path(args.processed), outputs, spatial_dir=Path(args.spatial))
 
