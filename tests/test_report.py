@@ -486,6 +486,31 @@ def test_ablations_absent_without_their_experiments(tmp_path):
     assert "Not shown, for want of experiments: aggregation" in markdown
 
 
+def test_a_failing_plot_leaves_the_earlier_report_and_plots(tmp_path, monkeypatch):
+    """The report and its plots folder are published together: a failure midway keeps the earlier ones."""
+    from mlpgraph.outputs import MARKER
+    from mlpgraph.report import plots
+
+    params = make_params(["mlpgraph_gt_f1"])
+    write_metrics(tmp_path / "metrics", params)
+    build_report(params, tmp_path / "metrics", tmp_path / "results.md", tmp_path / "plots")
+    earlier = {p.name: p.read_bytes() for p in (tmp_path / "plots").iterdir()} | {
+        "results.md": (tmp_path / "results.md").read_bytes()
+    }
+    assert MARKER in earlier and "h36m_p1_per_action.png" in earlier
+
+    def broken(*args):
+        raise RuntimeError("matplotlib crashed")
+
+    monkeypatch.setattr(plots, "plot_curves", broken)  # drawn after the per-action plot was written
+    with pytest.raises(RuntimeError, match="matplotlib crashed"):
+        build_report(params, tmp_path / "metrics", tmp_path / "results.md", tmp_path / "plots")
+    after = {p.name: p.read_bytes() for p in (tmp_path / "plots").iterdir()} | {
+        "results.md": (tmp_path / "results.md").read_bytes()
+    }
+    assert after == earlier and sorted(p.name for p in tmp_path.iterdir()) == ["metrics", "plots", "results.md"]
+
+
 def test_missing_file_is_one_line_error_naming_it(tmp_path):
     params = make_params(["mlpgraph_gt_f243_refine"])
     write_metrics(tmp_path / "metrics", params)
@@ -565,7 +590,8 @@ def test_preset_only_entries_are_not_experiments(tmp_path):
     summary = build_report(params, tmp_path / "metrics", tmp_path / "results.md", tmp_path / "plots")
     assert [r["experiment"] for r in summary["tables"]["main"]] == ["semgcn_gt_f1"]
     with pytest.raises(UserInputError, match="defines no experiment"):
-        build_report({"experiments": {"x": {"model_args": {}}}}, tmp_path / "metrics", tmp_path / "r.md", tmp_path)
+        only_overrides = {"experiments": {"x": {"model_args": {}}}}
+        build_report(only_overrides, tmp_path / "metrics", tmp_path / "r.md", tmp_path / "p")
 
 
 def test_skipped_pretrained_experiment_is_listed_not_tabled(tmp_path):

@@ -166,6 +166,32 @@ def test_mp4_written_when_ffmpeg_is_available(inputs: dict[str, Path], tmp_path:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.gif", "demo.mp4"]
 
 
+def test_a_failing_mp4_leaves_neither_animation(
+    inputs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GIF and MP4 are published together: an MP4 failure keeps the earlier GIF and writes nothing new."""
+    (tmp_path / "demo.gif").write_bytes(b"the earlier GIF")
+
+    def broken(*args: object) -> bool:
+        raise RuntimeError("encoder crashed")
+
+    monkeypatch.setattr(viz, "write_mp4", broken)
+    with pytest.raises(RuntimeError, match="encoder crashed"):
+        viz.render_sequence(
+            inputs["checkpoint"], inputs["processed"], "S1", "Walking", 0, (0, 4), tmp_path / "demo.gif", mp4=True,
+            size_px=SIZE,
+        )  # fmt: skip
+    assert [p.name for p in tmp_path.iterdir()] == ["demo.gif"]
+    assert (tmp_path / "demo.gif").read_bytes() == b"the earlier GIF"
+    monkeypatch.setattr(viz, "write_mp4", lambda *args: False)  # no ffmpeg: the GIF alone
+    result = viz.render_sequence(
+        inputs["checkpoint"], inputs["processed"], "S1", "Walking", 0, (0, 4), tmp_path / "demo.gif", mp4=True,
+        size_px=SIZE,
+    )  # fmt: skip
+    assert result["mp4"] is None and _gif_info(tmp_path / "demo.gif")[0] == 2
+    assert [p.name for p in tmp_path.iterdir()] == ["demo.gif"]
+
+
 def test_write_mp4_without_ffmpeg_returns_false(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
