@@ -401,7 +401,7 @@ def _bad_cases(tmp: Path, ckpt: dict[str, Path]) -> dict[str, tuple[list, str]]:
     raw("json_object", '{"people": []}', "unknown format: JSON that is neither a list", *size)
     raw("short_keypoints", json.dumps([{"image_id": 0, "keypoints": [1.0] * 50}]), "got 50 values", *size)
     raw("no_image_id", json.dumps([{"keypoints": [1.0] * 51}]), "entry 0 has no 'image_id'", *size)
-    raw("json_nan", json.dumps([{"image_id": 0, "keypoints": [math.nan] * 51}]), "NaN or infinite keypoints", *size)
+    raw("json_nan", json.dumps([{"image_id": 0, "keypoints": [math.nan] * 51}]), "JSON holds the literal NaN", *size)
     raw("mixed_ids", json.dumps([{"image_id": i, "keypoints": [1.0] * 51} for i in (0, "1")]), "mixes numbers", *size)
     zero_size = {
         "images": [{"id": 0, "width": 0, "height": 5}],

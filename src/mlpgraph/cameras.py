@@ -17,8 +17,13 @@ from typing import Any
 import numpy as np
 
 from mlpgraph.errors import UserInputError
+from mlpgraph.safe_read import load_json
 
 H36M_CAMERAS_RESOURCE = "h36m_cameras.json"
+# 2D points may lie outside the image by at most this many image sizes (width, height) per side.
+IMAGE_MARGIN = 1.0
+# The largest image side (pixels) a camera or a keypoint file may state.
+MAX_IMAGE_SIDE = 100_000
 
 
 @dataclass(frozen=True)
@@ -117,6 +122,24 @@ def normalise_screen(pixels: np.ndarray, width: float, height: float) -> np.ndar
     )
 
 
+def check_in_image(points: np.ndarray, width: float, height: float, where: str, what: str) -> None:
+    """Refuse pixel points (..., 2) more than :data:`IMAGE_MARGIN` image sizes outside a ``width`` x ``height`` image.
+
+    A limb out of frame lies a little outside the image; points far beyond are in another unit
+    or another image's coordinates.
+    """
+    size = np.array([width, height], dtype=np.float64)
+    flat = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    outside = np.any((flat < -IMAGE_MARGIN * size) | (flat > (1 + IMAGE_MARGIN) * size), axis=1)
+    if outside.any():
+        first = int(np.argmax(outside))
+        frame = f" at frame {first // points.shape[1]}" if points.ndim == 3 else ""
+        raise UserInputError(
+            f"{where}: {what} has {int(outside.sum())} points more than {IMAGE_MARGIN:g} image size outside "
+            f"the {width:g} x {height:g} image (first{frame}: ({flat[first, 0]:.4g}, {flat[first, 1]:.4g}))"
+        )
+
+
 def denormalise_screen(normalised: np.ndarray, width: float, height: float) -> np.ndarray:
     """Inverse of :func:`normalise_screen`."""
     return ((np.asarray(normalised) + np.array([1.0, height / width])) * width / 2.0).astype(
@@ -130,15 +153,19 @@ class CameraSet:
     def __init__(self, content: dict[str, Any], source: str) -> None:
         self.source = source
         self.raw = content
-        try:
-            self._intrinsics = [self._parse_intrinsics(i, c) for i, c in enumerate(content["intrinsics"])]
-            extrinsics = content["extrinsics"]
-        except KeyError as exc:
-            raise UserInputError(f"{source}: missing key {exc.args[0]!r} in cameras file") from None
+        for key in ("intrinsics", "extrinsics"):
+            if key not in content:
+                raise UserInputError(f"{source}: missing key {key!r} in cameras file")
+        intrinsics, extrinsics = content["intrinsics"], content["extrinsics"]
+        if not isinstance(intrinsics, list) or not intrinsics:
+            raise UserInputError(f"{source}: key 'intrinsics' must be a non-empty list of cameras")
+        self._intrinsics = [self._parse_intrinsics(i, c) for i, c in enumerate(intrinsics)]
         if not isinstance(extrinsics, dict):
             raise UserInputError(f"{source}: key 'extrinsics' must map subject -> list of cameras")
         self._extrinsics: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
         for subject, cams in extrinsics.items():
+            if not isinstance(cams, list) or not all(isinstance(c, dict) for c in cams):
+                raise UserInputError(f"{source}: extrinsics[{subject}] must be a list of camera objects")
             if not cams or not all(cams):
                 continue  # subjects without calibration (S2-S4 in Human3.6M) are skipped
             if len(cams) != len(self._intrinsics):
@@ -147,37 +174,53 @@ class CameraSet:
                 )
             self._extrinsics[subject] = [self._parse_extrinsics(subject, i, c) for i, c in enumerate(cams)]
 
-    def _parse_intrinsics(self, index: int, cam: dict[str, Any]) -> dict[str, Any]:
-        where = f"{self.source}: intrinsics[{index}]"
+    @staticmethod
+    def _vector(cam: dict[str, Any], key: str, size: int, where: str, default: list[float] | None = None) -> np.ndarray:
+        """``cam[key]`` as ``size`` finite float64 numbers."""
+        if key not in cam and default is None:
+            raise UserInputError(f"{where}: missing key {key!r}")
+        value = cam.get(key, default)
         try:
-            parsed = {
-                "id": str(cam.get("id", index)),
-                "center": np.asarray(cam["center"], dtype=np.float64).reshape(2),
-                "focal_length": np.asarray(cam["focal_length"], dtype=np.float64).reshape(2),
-                "radial_distortion": np.asarray(cam.get("radial_distortion", [0, 0, 0]), dtype=np.float64).reshape(3),
-                "tangential_distortion": np.asarray(cam.get("tangential_distortion", [0, 0]), dtype=np.float64).reshape(
-                    2
-                ),
-                "res_w": int(cam["res_w"]),
-                "res_h": int(cam["res_h"]),
-            }
-        except KeyError as exc:
-            raise UserInputError(f"{where}: missing key {exc.args[0]!r}") from None
-        except (TypeError, ValueError) as exc:
-            raise UserInputError(f"{where}: malformed value ({exc})") from None
-        if parsed["res_w"] <= 0 or parsed["res_h"] <= 0 or np.any(parsed["focal_length"] <= 0):
+            array = np.asarray(value, dtype=np.float64).reshape(size)
+        except (TypeError, ValueError, OverflowError):
+            raise UserInputError(f"{where}: {key!r} must be {size} numbers, got {value!r:.60}") from None
+        if not np.isfinite(array).all():
+            raise UserInputError(f"{where}: {key!r} must be finite numbers, got {value!r:.60}")
+        return array
+
+    @staticmethod
+    def _pixels(cam: dict[str, Any], key: str, where: str) -> int:
+        """``cam[key]`` (an image side) as an integer number of pixels in 1..MAX_IMAGE_SIDE."""
+        if key not in cam:
+            raise UserInputError(f"{where}: missing key {key!r}")
+        value = cam[key]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= MAX_IMAGE_SIDE:
+            raise UserInputError(
+                f"{where}: {key!r} must be a number of pixels in 1..{MAX_IMAGE_SIDE}, got {value!r:.60}"
+            )
+        return int(value)
+
+    def _parse_intrinsics(self, index: int, cam: Any) -> dict[str, Any]:
+        where = f"{self.source}: intrinsics[{index}]"
+        if not isinstance(cam, dict):
+            raise UserInputError(f"{where}: must be an object, got {type(cam).__name__}")
+        parsed = {
+            "id": str(cam.get("id", index)),
+            "center": self._vector(cam, "center", 2, where),
+            "focal_length": self._vector(cam, "focal_length", 2, where),
+            "radial_distortion": self._vector(cam, "radial_distortion", 3, where, [0, 0, 0]),
+            "tangential_distortion": self._vector(cam, "tangential_distortion", 2, where, [0, 0]),
+            "res_w": self._pixels(cam, "res_w", where),
+            "res_h": self._pixels(cam, "res_h", where),
+        }
+        if np.any(parsed["focal_length"] <= 0):
             raise UserInputError(f"{where}: image size and focal length must be positive")
         return parsed
 
     def _parse_extrinsics(self, subject: str, index: int, cam: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
         where = f"{self.source}: extrinsics[{subject}][{index}]"
-        try:
-            quat = np.asarray(cam["orientation"], dtype=np.float64).reshape(4)
-            translation_mm = np.asarray(cam["translation"], dtype=np.float64).reshape(3)
-        except KeyError as exc:
-            raise UserInputError(f"{where}: missing key {exc.args[0]!r}") from None
-        except (TypeError, ValueError) as exc:
-            raise UserInputError(f"{where}: malformed value ({exc})") from None
+        quat = self._vector(cam, "orientation", 4, where)
+        translation_mm = self._vector(cam, "translation", 3, where)
         if not np.isclose(np.linalg.norm(quat), 1.0, atol=1e-3):
             raise UserInputError(f"{where}: orientation is not a unit quaternion")
         return quaternion_to_matrix(quat), translation_mm / 1000.0
@@ -208,12 +251,7 @@ def load_cameras(path: str | os.PathLike[str] | None = None) -> CameraSet:
         text = resources.files("mlpgraph.resources").joinpath(H36M_CAMERAS_RESOURCE).read_text()
         return CameraSet(json.loads(text), source=f"<package>/{H36M_CAMERAS_RESOURCE}")
     path = Path(path)
-    try:
-        content = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserInputError(f"{path}: cameras file not found") from None
-    except json.JSONDecodeError as exc:
-        raise UserInputError(f"{path}: not valid JSON ({exc})") from None
+    content = load_json(path, "cameras file")
     if not isinstance(content, dict):
         raise UserInputError(f"{path}: cameras file must hold a JSON object")
     return CameraSet(content, source=str(path))

@@ -4,16 +4,20 @@ The community's Human3.6M files store Python dicts inside ``.npz`` members, i.e.
 A pickle can run arbitrary code when loaded, so members with object dtype are decoded here by
 a restricted unpickler that admits only numpy arrays, dtypes and scalars and the pickle
 protocol's own containers (dict, list, tuple, str, bytes, numbers, bool, None). Anything else
-is refused before it is called.
+is refused before it is called. Sizes are checked before anything is allocated
+(:mod:`mlpgraph.safe_read`): the archive's decoded total, each header's declared array size, the
+object count of each pickle.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import math
 import os
 import pickle
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +25,25 @@ import numpy as np
 
 from mlpgraph.errors import UserInputError
 from mlpgraph.outputs import atomic_path
+from mlpgraph.safe_read import check_archive_size, check_pickle_size, read_npy_header
+
+_LATIN1_NAMES = ("latin1", "latin-1", "latin_1", "iso-8859-1", "iso8859-1", "iso8859_1", "l1")
+
+
+def _latin1_encode(text: Any, encoding: Any = "latin1") -> bytes:
+    """``codecs.encode`` restricted to the latin-1 round trip pickles use for raw bytes."""
+    if not isinstance(text, str) or not isinstance(encoding, str) or encoding.lower() not in _LATIN1_NAMES:
+        raise pickle.UnpicklingError(f"_codecs.encode is allowed for str to latin-1 only, not {encoding!r}")
+    return text.encode("latin-1")
+
 
 # (module, name) pairs a community file may reference. numpy 1.x pickles name `numpy.core`,
 # numpy 2.x pickles `numpy._core`; both resolve to the running numpy. `_codecs.encode` turns a
-# str into bytes: Python-2-era pickles of numpy arrays use it for the raw buffer.
+# str into bytes: Python-2-era pickles of numpy arrays use it (latin-1) for the raw buffer.
 _ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): np.dtype,
-    ("_codecs", "encode"): __import__("codecs").encode,
+    ("_codecs", "encode"): _latin1_encode,
 }
 for _core in ("numpy.core.multiarray", "numpy._core.multiarray"):
     _ALLOWED_GLOBALS[(_core, "_reconstruct")] = np.ndarray.__reduce__(np.zeros(0))[0]
@@ -57,24 +72,24 @@ class _RestrictedUnpickler(pickle.Unpickler):
         raise UserInputError(f"{self._where}: refused a pickle persistent id")
 
 
-def _read_member(stream: io.BufferedIOBase, where: str) -> Any:
-    """Read one ``.npy`` member; object arrays go through the restricted unpickler."""
-    version = np.lib.format.read_magic(stream)
-    if version == (1, 0):
-        shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(stream)
-    elif version in ((2, 0), (3, 0)):
-        shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(stream)
-    else:
-        raise UserInputError(f"{where}: unsupported .npy format version {version}")
+def _read_member(stream: io.BufferedIOBase, where: str, member_size: int, cap: int) -> Any:
+    """Read one ``.npy`` member of ``member_size`` bytes; object arrays go through the restricted unpickler.
+
+    The header's declared size must fit in ``member_size``; a pickle may build at most the
+    object count that ``cap`` allows (:func:`mlpgraph.safe_read.check_pickle_size`).
+    """
+    shape, fortran_order, dtype = read_npy_header(stream, where, member_size)
     if not dtype.hasobject:
-        count = int(np.prod(shape, dtype=np.int64))
-        data = stream.read(count * dtype.itemsize)
-        if len(data) != count * dtype.itemsize:
+        nbytes = math.prod(shape) * dtype.itemsize
+        data = stream.read(nbytes)
+        if len(data) != nbytes:
             raise UserInputError(f"{where}: truncated array data")
         array = np.frombuffer(data, dtype=dtype).copy()
         return array.reshape(shape, order="F" if fortran_order else "C")
+    payload = stream.read(member_size)
+    check_pickle_size(payload, where, cap)
     try:
-        obj = _RestrictedUnpickler(stream, where).load()
+        obj = _RestrictedUnpickler(io.BytesIO(payload), where).load()
     except UserInputError:
         raise
     except Exception as exc:  # any decoding failure of untrusted bytes is the file's fault
@@ -88,7 +103,8 @@ def load_community_npz(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Load a community ``.npz`` (pickled dicts inside) as plain Python and numpy objects.
 
     0-d object arrays (how ``np.savez`` stores a dict) are unwrapped to the object they hold.
-    Raises :class:`UserInputError` naming the file for anything unreadable or not allowed.
+    Raises :class:`UserInputError` naming the file for anything unreadable or not allowed, and
+    for archives over the decoded-size cap (``MLPGRAPH_MAX_DECODED_MB``, docs/data.md).
     """
     path = Path(path)
     if not path.is_file():
@@ -99,10 +115,16 @@ def load_community_npz(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise UserInputError(f"{path}: not a readable .npz archive ({exc})") from None
     content: dict[str, Any] = {}
     with archive:
-        for member in archive.namelist():
+        cap = check_archive_size(archive, str(path))
+        for info in archive.infolist():
+            member = info.filename
             key = member[:-4] if member.endswith(".npy") else member
-            with archive.open(member) as raw:
-                value = _read_member(io.BufferedReader(raw), f"{path} [key {key}]")
+            where = f"{path} [key {key}]"
+            try:
+                with archive.open(info) as raw:
+                    value = _read_member(io.BufferedReader(raw), where, info.file_size, cap)
+            except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError, zlib.error) as exc:
+                raise UserInputError(f"{where}: unreadable archive member ({type(exc).__name__}: {exc})") from None
             if isinstance(value, np.ndarray) and value.dtype.hasobject and value.ndim == 0:
                 value = value.item()
             content[key] = value

@@ -33,6 +33,7 @@ from mlpgraph.io import fingerprint, save_community_npz, sha256_file
 from mlpgraph.layouts import H36M17, get_layout, layout_for_joint_count, select_joints
 from mlpgraph.outputs import RAW, atomic_path
 from mlpgraph.params import get
+from mlpgraph.safe_read import load_json
 
 log = logging.getLogger(__name__)
 
@@ -228,4 +229,7 @@ def read_manifest(raw_dir: Path) -> dict[str, Any]:
     path = Path(raw_dir) / schema.RAW_MANIFEST
     if not path.is_file():
         raise UserInputError(f"{path}: no manifest; run the fetch stage first")
-    return json.loads(path.read_text())
+    manifest = load_json(path, "manifest")
+    if not isinstance(manifest, dict):
+        raise UserInputError(f"{path}: the manifest must be a JSON object; run the fetch stage again")
+    return manifest

@@ -22,11 +22,13 @@ import numpy as np
 from mlpgraph.data import schema
 from mlpgraph.data.actions import ACTION_FAMILIES, action_family
 from mlpgraph.data.formats import RawDataset, load_raw_dataset
+from mlpgraph.data.processed_checks import check_processed, check_storage
 from mlpgraph.errors import UserInputError
 from mlpgraph.io import fingerprint
 from mlpgraph.layouts import SkeletonLayout, root_relative
 from mlpgraph.outputs import atomic_path
 from mlpgraph.progress import progress
+from mlpgraph.safe_read import parse_json
 
 log = logging.getLogger(__name__)
 
@@ -174,11 +176,14 @@ def build_hdf5(
     return out_path
 
 
-def _read_attributes(handle: h5py.File) -> dict[str, Any]:
+def _read_attributes(handle: h5py.File, path: Path) -> dict[str, Any]:
+    """The file's attributes; the JSON ones parsed (a malformed one is the file's fault)."""
     attrs: dict[str, Any] = {}
     for name, value in handle.attrs.items():
         if name in JSON_ATTRIBUTES:
-            value = json.loads(value)
+            if not isinstance(value, str | bytes):
+                raise UserInputError(f"{path}: attribute {name!r} must be JSON text (rebuild the file)")
+            value = parse_json(value, f"{path}: attribute {name!r}")
         elif isinstance(value, np.generic):
             value = value.item()
         elif isinstance(value, bytes):
@@ -213,9 +218,10 @@ def load_processed(
 ) -> dict[str, Any]:
     """Load a processed file into memory: schema dataset name -> array, plus ``attrs`` (a dict).
 
-    Refuses files of another ``format_version`` and files without ``complete`` (an interrupted
-    build). With ``subjects``, only their samples are returned and ``sequences``/``sequence``/
-    ``intrinsics`` are renumbered to match.
+    Refuses files of another ``format_version``, files without ``complete`` (an interrupted
+    build) and datasets of the wrong storage, dtype or shape, with non-finite values or
+    inconsistent indices (:mod:`mlpgraph.data.processed_checks`). With ``subjects``, only their
+    samples are returned and ``sequences``/``sequence``/``intrinsics`` are renumbered to match.
     """
     path = Path(path)
     if not path.is_file():
@@ -226,7 +232,7 @@ def load_processed(
         raise UserInputError(f"{path}: not a readable HDF5 file ({exc})") from None
     with handle:
         version = handle.attrs.get("format_version")
-        if version is None or int(version) != schema.FORMAT_VERSION:
+        if not isinstance(version, int | np.integer) or int(version) != schema.FORMAT_VERSION:
             raise UserInputError(
                 f"{path}: format_version {version}, expected {schema.FORMAT_VERSION} "
                 "(rebuild it with the preprocess stage)"
@@ -237,8 +243,13 @@ def load_processed(
         missing = [n for n in names if n not in handle]
         if missing:
             raise UserInputError(f"{path}: missing datasets {missing}")
+        for name in names:
+            if not isinstance(handle[name], h5py.Dataset):
+                raise UserInputError(f"{path}: {name!r} is not a dataset (rebuild it with the preprocess stage)")
+            check_storage(path, name, handle[name])
         data: dict[str, Any] = {name: handle[name][()] for name in names}
-        data["attrs"] = _read_attributes(handle)
+        data["attrs"] = _read_attributes(handle, path)
+    check_processed(path, data)
     if subjects is not None:
         data = _select_subjects(data, subjects, path)
     return data

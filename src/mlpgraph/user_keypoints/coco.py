@@ -20,9 +20,10 @@ from typing import Any, Literal
 
 import numpy as np
 
+from mlpgraph.cameras import check_in_image
 from mlpgraph.errors import UserInputError
 from mlpgraph.layouts import SkeletonLayout
-from mlpgraph.user_keypoints.sequence import Keypoints2D, positive_size, resolve_image_size
+from mlpgraph.user_keypoints.sequence import Keypoints2D, check_frame_number, positive_size, resolve_image_size
 
 # The COCO-17 keypoint order every COCO-style 2D detector writes.
 COCO17_JOINTS: tuple[str, ...] = (
@@ -101,10 +102,11 @@ def read_coco_json(
     numeric, unique_ids, frame = _frame_order(image_ids, where)
     chosen, note = select_person(frame, person, track, track_id, where)
     frame_ids = [unique_ids[r] for r in frame[chosen]]
-    ids_array, numbers, template = _frame_numbers(frame_ids, numeric)
+    ids_array, numbers, template = _frame_numbers(frame_ids, numeric, where)
     size = _image_sizes(images, [entries[i]["image_id"] for i in chosen], where)
     w, h = resolve_image_size(size, width, height, where, "the file gives no image size")
     selected = keypoints[chosen]
+    check_in_image(selected[:, :, :2], w, h, where, "'keypoints'")
     return Keypoints2D(
         keypoints=selected[:, :, :2].copy(),
         scores=selected[:, :, 2].copy(),
@@ -180,7 +182,9 @@ def _entry_score_and_track(entry: Mapping[str, Any], i: int, where: str) -> tupl
     score, tid = entry.get("score"), entry.get("track_id")
     if score is not None and (not _is_number(score) or not math.isfinite(score)):
         raise UserInputError(f"{where}: entry {i}: 'score' must be a finite number, got {score!r}")
-    if tid is not None and (not _is_number(tid) or not float(tid).is_integer()):
+    if tid is not None and _is_number(tid):
+        check_frame_number(tid, where, f"entry {i}: track_id")
+    if tid is not None and not (_is_number(tid) and float(tid).is_integer()):
         raise UserInputError(f"{where}: entry {i}: 'track_id' must be an integer, got {tid!r}")
     return (math.nan if score is None else score), (math.nan if tid is None else tid)
 
@@ -197,6 +201,8 @@ def _frame_order(image_ids: list[Any], where: str) -> tuple[bool, list[Any], np.
     if any(numeric) and not all(numeric):
         raise UserInputError(f"{where}: image_id mixes numbers and strings")
     if all(numeric):
+        for i in image_ids:
+            check_frame_number(i, where, f"image_id {i!r}")
         if not all(float(i).is_integer() for i in image_ids):
             raise UserInputError(f"{where}: numeric image_id values must be integers")
         unique_ids: list[Any] = sorted({int(i) for i in image_ids})
@@ -211,10 +217,11 @@ def _frame_order(image_ids: list[Any], where: str) -> tuple[bool, list[Any], np.
 _LAST_NUMBER = re.compile(r"^(.*?)(\d+)(\D*)$")
 
 
-def _string_frame_numbers(ids: Sequence[str]) -> tuple[np.ndarray, tuple[str, int, str]] | None:
+def _string_frame_numbers(ids: Sequence[str], where: str) -> tuple[np.ndarray, tuple[str, int, str]] | None:
     """Frame numbers of string ids that differ only in one number (``frame_000012.jpg``), or None.
 
-    The template (prefix, zero-padded width or 0, suffix) names inserted frames.
+    The template (prefix, zero-padded width or 0, suffix) names inserted frames. A number beyond
+    :data:`MAX_FRAME_NUMBER` is refused.
     """
     matches = [_LAST_NUMBER.match(i) for i in ids]
     if not all(matches):
@@ -224,6 +231,8 @@ def _string_frame_numbers(ids: Sequence[str]) -> tuple[np.ndarray, tuple[str, in
     if len(prefixes) != 1 or len(suffixes) != 1:
         return None
     digits = [m.group(2) for m in matches if m]
+    for image_id, d in zip(ids, digits, strict=True):
+        check_frame_number(int(d), where, f"image_id {image_id!r}: frame number")
     numbers = np.array([int(d) for d in digits], dtype=np.int64)
     if len(np.unique(numbers)) != len(numbers):
         return None
@@ -233,13 +242,13 @@ def _string_frame_numbers(ids: Sequence[str]) -> tuple[np.ndarray, tuple[str, in
 
 
 def _frame_numbers(
-    frame_ids: list[Any], numeric: bool
+    frame_ids: list[Any], numeric: bool, where: str
 ) -> tuple[np.ndarray, np.ndarray | None, tuple[str, int, str] | None]:
     """The kept frames' ids as an array, their frame numbers (None: gaps cannot be told) and id template."""
     if numeric:
         ids_array = np.array(frame_ids, dtype=np.int64)
         return ids_array, ids_array, None
-    parsed = _string_frame_numbers(frame_ids)
+    parsed = _string_frame_numbers(frame_ids, where)
     if parsed is None or np.any(np.diff(parsed[0]) <= 0):  # natural order disagrees with the numbers
         return np.array(frame_ids, dtype=str), None, None
     return np.array(frame_ids, dtype=str), parsed[0], parsed[1]
@@ -287,6 +296,9 @@ def _image_sizes(images: Any, image_ids: Sequence[Any], where: str) -> tuple[flo
         return None
     if not isinstance(images, list) or not all(isinstance(im, Mapping) for im in images):
         raise UserInputError(f"{where}: 'images' must be a list of objects")
+    for k, im in enumerate(images):
+        if not (_is_number(im.get("id")) or isinstance(im.get("id"), str)):
+            raise UserInputError(f"{where}: images[{k}]: 'id' must be a number or a string, got {im.get('id')!r:.60}")
     used = set(image_ids)
     sizes = {
         (positive_size(im["width"], "image width", where), positive_size(im["height"], "image height", where))

@@ -7,7 +7,6 @@ optionally, ``scores`` (T, J). COCO-17 keypoint JSON is read by :func:`mlpgraph.
 
 from __future__ import annotations
 
-import json
 import os
 import zipfile
 from pathlib import Path
@@ -15,8 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from mlpgraph.cameras import check_in_image
 from mlpgraph.errors import UserInputError
 from mlpgraph.layouts import SkeletonLayout
+from mlpgraph.safe_read import JsonSyntaxError, check_npz, load_json
 from mlpgraph.user_keypoints.coco import read_coco_json
 from mlpgraph.user_keypoints.sequence import Keypoints2D, positive_size, resolve_image_size
 
@@ -42,8 +43,8 @@ def read_keypoints(
             raise UserInputError(f"{path}: --track-id applies to COCO JSON input only, not to an .npz")
         return read_npz_keypoints(path, layout, width, height)
     try:
-        content = json.loads(path.read_bytes())
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        content = load_json(path)
+    except JsonSyntaxError:
         raise UserInputError(
             f"{path}: unknown format: neither an .npz archive nor JSON (COCO-17 keypoint results)"
         ) from None
@@ -68,6 +69,7 @@ def read_npz_keypoints(
     file_w, file_h = (_file_scalar(content, key, where) for key in ("width", "height"))
     file_size = (file_w, file_h) if file_w is not None and file_h is not None else None
     w, h = resolve_image_size(file_size, width, height, where, "the file gives no 'width'/'height'")
+    check_in_image(keypoints, w, h, where, "'keypoints'")
     frames = np.arange(len(keypoints), dtype=np.int64)
     return Keypoints2D(keypoints, scores, frames, frames.copy(), w, h, layout.joint_names, where)
 
@@ -78,6 +80,7 @@ def _load_npz(path: str | os.PathLike[str], size_given: bool) -> dict[str, np.nd
     ``keypoints`` is required, and ``width`` / ``height`` unless ``size_given`` (the options give them).
     """
     where = str(path)
+    check_npz(path)  # np.load trusts the headers' array sizes
     try:
         with np.load(path, allow_pickle=False) as archive:
             keys = set(archive.files)

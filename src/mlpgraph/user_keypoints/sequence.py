@@ -8,7 +8,12 @@ from typing import Any
 
 import numpy as np
 
+from mlpgraph.cameras import MAX_IMAGE_SIDE
 from mlpgraph.errors import UserInputError
+
+# Image ids, frame numbers and track ids must be exact in float64 (they are compared and
+# differenced as numbers): at most 2**53 in magnitude.
+MAX_FRAME_NUMBER = 2**53
 
 
 @dataclass(frozen=True)
@@ -43,11 +48,22 @@ def positive_size(value: Any, what: str, where: str) -> float:
     """``value`` as a finite positive float (an image width or height); a :class:`UserInputError` otherwise."""
     try:
         size = float(value)
-    except (TypeError, ValueError):
-        raise UserInputError(f"{where}: {what} must be a number, got {value!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise UserInputError(f"{where}: {what} must be a number, got {value!r:.60}") from None
     if not math.isfinite(size) or size <= 0:
         raise UserInputError(f"{where}: {what} must be a positive number, got {value!r}")
+    if size > MAX_IMAGE_SIDE:
+        raise UserInputError(f"{where}: {what} must be at most {MAX_IMAGE_SIDE} pixels, got {value!r}")
     return size
+
+
+def check_frame_number(value: float, where: str, what: str) -> None:
+    """Refuse an image id, frame number or track id beyond +-:data:`MAX_FRAME_NUMBER`."""
+    if abs(value) > MAX_FRAME_NUMBER:
+        raise UserInputError(
+            f"{where}: {what} is out of range (at most {MAX_FRAME_NUMBER} in magnitude; number the frames "
+            "from 0 or 1)"
+        )
 
 
 def resolve_image_size(

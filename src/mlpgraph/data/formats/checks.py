@@ -24,10 +24,27 @@ from mlpgraph.layouts import (
 
 JOINT_COUNTS_3D = (16, 17, 32)
 JOINT_COUNTS_2D = (16, 17)
-# A root-relative body spans about 1 m; anything above this many "metres" is millimetres.
+# Typical body extent (largest joint offset from the root, median over frames) per unit: about
+# 1 in metres, 100 in centimetres, 1000 in millimetres. Upper bounds of each unit's range:
+MIN_BODY_EXTENT_M = 0.1
 MAX_BODY_EXTENT_M = 10.0
+MAX_BODY_EXTENT_CM = 300.0
+MAX_BODY_EXTENT_MM = 10_000.0
+# A frame whose extent exceeds this many times the sequence's typical extent is a glitch; one
+# below this fraction of it has all joints at one point (all-zero poses).
+OUTLIER_EXTENT_FACTOR = 10.0
+COLLAPSED_EXTENT_FRACTION = 1e-3
+# World coordinates of the 3D (metres) lie in a capture volume, not kilometres away.
+MAX_WORLD_M = 1000.0
 # Normalised screen coordinates lie within about [-1, 1]; pixels of any real image exceed this.
 MAX_NORMALISED_ABS = 2.0
+# Normalised coordinates (x across [-1, 1], y across +-h/w) more than an image size beyond the
+# edges, for aspect ratios up to 2:1: farther is another unit.
+MAX_NORMALISED_LIMIT = 6.0
+# The community's 2D detections run a few frames past the mocap (docs/data.md): at most this
+# many frames, or this fraction of the 3D's frames, are trimmed; a longer 2D is refused.
+MAX_EXTRA_2D_FRAMES = 100
+MAX_EXTRA_2D_FRACTION = 0.05
 
 
 def location(
@@ -80,40 +97,103 @@ def check_sequence(
     if array.shape[1] not in joint_counts:
         expected = ", ".join(map(str, joint_counts))
         raise input_error(where, f"{what} has {array.shape[1]} joints; expected one of {expected}")
-    bad = int(np.count_nonzero(~np.isfinite(array)))
+    with np.errstate(over="ignore", invalid="ignore"):
+        converted = np.ascontiguousarray(array, dtype=np.float32)  # the dtype the pipeline uses
+    bad = int(np.count_nonzero(~np.isfinite(converted)))
     if bad:
+        if np.isfinite(array).all():
+            raise input_error(where, f"{what} contains {bad} values beyond float32's range (|x| > 3.4e38)")
         raise input_error(where, f"{what} contains {bad} NaN or infinite values")
-    return np.ascontiguousarray(array, dtype=np.float32)
+    return converted
+
+
+def frame_extents(poses: np.ndarray) -> np.ndarray:
+    """(T,) largest joint offset (any axis) from the root (joint 0) per frame."""
+    offsets = np.abs(root_relative(poses.astype(np.float64), 0)).reshape(poses.shape[0], -1)
+    return offsets.max(axis=1)
 
 
 def body_extent(poses: np.ndarray) -> float:
     """Median over frames of the largest joint offset from the root (joint 0): ~1 in metres."""
-    offsets = np.abs(root_relative(poses, 0)).reshape(poses.shape[0], -1)
-    return float(np.median(offsets.max(axis=1)))
+    return float(np.median(frame_extents(poses)))
+
+
+def check_body(poses: np.ndarray, where: str, what: str) -> None:
+    """Refuse frames whose joints all coincide (all-zero poses) or lie far beyond the sequence's typical extent."""
+    extents = frame_extents(poses)
+    typical = float(np.median(extents))
+    collapsed = extents <= COLLAPSED_EXTENT_FRACTION * typical
+    if collapsed.any():
+        raise input_error(
+            where,
+            f"{what} has {int(collapsed.sum())} of {len(extents)} frames with all joints at one point "
+            f"(first: frame {int(np.argmax(collapsed))}); zero-length bones are not a pose",
+        )
+    far = extents > OUTLIER_EXTENT_FACTOR * typical
+    if far.any():
+        frame = int(np.argmax(far))
+        raise input_error(
+            where,
+            f"{what} frame {frame}: a joint lies {extents[frame]:.4g} from the root, over "
+            f"{OUTLIER_EXTENT_FACTOR:g} times the typical body extent {typical:.4g} (a glitch?)",
+        )
+
+
+def guess_unit(extent: float) -> str | None:
+    """The length unit a typical body extent suggests, or None when no unit makes it a body."""
+    if MIN_BODY_EXTENT_M <= extent <= MAX_BODY_EXTENT_M:
+        return "metres"
+    if MAX_BODY_EXTENT_M < extent <= MAX_BODY_EXTENT_CM:
+        return "centimetres"
+    if MAX_BODY_EXTENT_CM < extent <= MAX_BODY_EXTENT_MM:
+        return "millimetres"
+    return None
+
+
+def _check_unit(poses: np.ndarray, where: str, what: str, expected: str) -> None:
+    """Refuse 3D poses whose body extent says another unit than ``expected``."""
+    extent = body_extent(poses)
+    unit = guess_unit(extent)
+    if unit is None:
+        raise input_error(
+            where,
+            f"{what} has an implausible body size in any unit (typical body extent {extent:.4g}; "
+            f"about 1 m expected, in {expected})",
+        )
+    if unit != expected:
+        raise input_error(where, f"{what} looks like {unit}; expected {expected} (typical body extent {extent:.4g})")
 
 
 def check_metres(poses: np.ndarray, where: str, what: str) -> None:
-    """Refuse 3D poses whose body extent says millimetres."""
-    extent = body_extent(poses)
-    if extent > MAX_BODY_EXTENT_M:
-        raise input_error(
-            where,
-            f"{what} looks like millimetres; expected metres (typical body extent {extent:.4g})",
-        )
+    """Refuse 3D poses whose body extent says another unit than metres."""
+    _check_unit(poses, where, what, "metres")
 
 
 def check_millimetres(poses: np.ndarray, where: str, what: str) -> None:
-    """Refuse 3D poses whose body extent says metres."""
-    extent = body_extent(poses)
-    if extent <= MAX_BODY_EXTENT_M:
+    """Refuse 3D poses whose body extent says another unit than millimetres."""
+    _check_unit(poses, where, what, "millimetres")
+
+
+def check_world(poses: np.ndarray, where: str, what: str) -> None:
+    """Refuse world 3D (metres) placed farther than :data:`MAX_WORLD_M` from the origin."""
+    largest = float(np.abs(poses).max())
+    if largest > MAX_WORLD_M:
         raise input_error(
             where,
-            f"{what} looks like metres; expected millimetres (typical body extent {extent:.4g})",
+            f"{what} reaches {largest:.4g} m from the world origin; expected a capture volume "
+            f"(at most {MAX_WORLD_M:g} m)",
         )
+
+
+def check_not_all_collapsed(points: np.ndarray, where: str, what: str) -> None:
+    """Refuse 2D whose joints coincide in every frame (an all-zero sequence)."""
+    if not frame_extents(points).any():
+        raise input_error(where, f"{what} has all joints at one point in every frame (all zeros?)")
 
 
 def check_pixels(points: np.ndarray, where: str, what: str) -> None:
     """Refuse 2D points that all lie within the normalised range."""
+    check_not_all_collapsed(points, where, what)
     if float(np.abs(points).max()) <= MAX_NORMALISED_ABS:
         raise input_error(
             where,
@@ -122,13 +202,35 @@ def check_pixels(points: np.ndarray, where: str, what: str) -> None:
 
 
 def check_normalised(points: np.ndarray, where: str, what: str) -> None:
-    """Refuse 2D points whose typical magnitude says pixels."""
+    """Refuse 2D points whose typical magnitude says pixels, or that lie far outside the image."""
     typical = float(np.median(np.abs(points)))
     if typical > MAX_NORMALISED_ABS:
         raise input_error(
             where,
             f"{what} looks like pixels (median |value| {typical:.4g}); expected normalised "
             "screen coordinates",
+        )
+    largest = float(np.abs(points).max())
+    if largest > MAX_NORMALISED_LIMIT:
+        raise input_error(
+            where,
+            f"{what} lie far outside the image (|value| up to {largest:.4g}; normalised coordinates "
+            f"are within about +-1, at most +-{MAX_NORMALISED_LIMIT:g} is accepted)",
+        )
+
+
+def check_extra_frames(frames_2d: int, frames_3d: int, where: str) -> None:
+    """Refuse 2D shorter than the 3D, or longer by more than the community's few trimmed frames."""
+    if frames_2d < frames_3d:
+        raise input_error(
+            where, f"2D sequence has {frames_2d} frames, the 3D has {frames_3d} (shorter 2D is refused)"
+        )
+    allowed = max(MAX_EXTRA_2D_FRAMES, int(MAX_EXTRA_2D_FRACTION * frames_3d))
+    if frames_2d - frames_3d > allowed:
+        raise input_error(
+            where,
+            f"2D sequence has {frames_2d} frames, the 3D has {frames_3d}: at most {allowed} extra 2D frames "
+            "are trimmed (detections a few frames past the mocap); another recording or frame rate?",
         )
 
 
@@ -198,7 +300,9 @@ def paired_poses(
             f"2D poses have shape {poses_2d.shape[:2]} (N, J), the 3D poses {poses_3d.shape[:2]}",
         )
     check_normalised(poses_2d, where_2d, "2D poses")
+    check_body(poses_3d, where_3d, "3D poses")
     check_metres(poses_3d, where_3d, "3D poses")
+    check_not_all_collapsed(poses_2d, where_2d, "2D poses")
     poses_2d = convert_layout(poses_2d, target, where_2d, "2D")
     poses_3d = root_relative(convert_layout(poses_3d, target, where_3d, "3D"), target.root)
     return poses_2d, poses_3d.astype(np.float32)

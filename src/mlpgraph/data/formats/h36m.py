@@ -10,15 +10,18 @@ from typing import Any
 
 import numpy as np
 
-from mlpgraph.cameras import CameraSet, load_cameras
+from mlpgraph.cameras import CameraSet, check_in_image, load_cameras
 from mlpgraph.data import schema
 from mlpgraph.data.formats.checks import (
     JOINT_COUNTS_2D,
     JOINT_COUNTS_3D,
     as_dict,
+    check_body,
+    check_extra_frames,
     check_metres,
     check_pixels,
     check_sequence,
+    check_world,
     convert_layout,
     input_error,
     load_with_keys,
@@ -48,7 +51,9 @@ def read_positions_3d(path: str | os.PathLike[str]) -> Positions3D:
         for action, seq in actions.items():
             where = location(path, subject=subject, action=action)
             poses = check_sequence(seq, where, 3, JOINT_COUNTS_3D, "3D sequence")
+            check_body(poses, where, "3D sequence")
             check_metres(poses, where, "3D sequence")
+            check_world(poses, where, "3D sequence")
             out[subject][action] = poses
     require_one_joint_count(path, out, "3D")
     return out
@@ -154,7 +159,11 @@ def _pair_action(
     seq_3d: np.ndarray,
     cams_2d: list[np.ndarray],
 ) -> tuple[np.ndarray, list[np.ndarray]]:
-    """One action's 3D and per-camera 2D in ``target``; 2D longer than the 3D is trimmed, shorter refused."""
+    """One action's 3D and per-camera 2D in ``target``; 2D a few frames longer than the 3D is trimmed.
+
+    Shorter 2D, 2D longer by more than :func:`check_extra_frames` allows and 2D far outside its
+    camera's image are refused.
+    """
     world = convert_layout(seq_3d, target, location(files.path_3d, subject=subject, action=action), "3D")
     num_frames = world.shape[0]
     if len(cams_2d) != cameras.num_cameras:
@@ -165,13 +174,11 @@ def _pair_action(
     trimmed = []
     for cam, seq_2d in enumerate(cams_2d):
         where_2d = location(files.path_2d, subject=subject, action=action, camera=cam)
-        if seq_2d.shape[0] < num_frames:
-            raise UserInputError(
-                f"{where_2d}: 2D sequence has {seq_2d.shape[0]} frames, the 3D has "
-                f"{num_frames} (shorter 2D is refused)"
-            )
+        check_extra_frames(seq_2d.shape[0], num_frames, where_2d)
         if seq_2d.shape[0] > num_frames:
             log.debug("%s: trimming 2D from %d to %d frames", where_2d, seq_2d.shape[0], num_frames)
+        camera = cameras.camera(subject, cam)
+        check_in_image(seq_2d[:num_frames], camera.res_w, camera.res_h, where_2d, f"2D sequence (camera {camera.id})")
         trimmed.append(convert_layout(seq_2d[:num_frames], target, where_2d, "2D"))
     return world, trimmed
 
@@ -208,7 +215,8 @@ def load_raw_dataset(
     """Read the raw directory's 3D, ``keypoints`` 2D and cameras files and cross-check them.
 
     3D and 2D are converted to ``layout`` by joint name; subjects, actions and camera counts must
-    agree between the files; 2D longer than the mocap is trimmed, shorter is refused.
+    agree between the files; 2D a few frames longer than the mocap is trimmed, shorter or much
+    longer 2D is refused, and so is 2D far outside its camera's image.
     """
     raw_dir = Path(raw_dir)
     if not raw_dir.is_dir():

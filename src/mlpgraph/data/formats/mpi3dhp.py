@@ -10,9 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from mlpgraph.cameras import normalise_screen
+from mlpgraph.cameras import check_in_image, normalise_screen
 from mlpgraph.data.formats.checks import (
     as_dict,
+    check_body,
     check_millimetres,
     check_pixels,
     check_sequence,
@@ -140,8 +141,10 @@ def _pstmo_sequence(
     pixels = check_sequence(pixels[keep], where, 2, (17,), "data_2d")
     mm = check_sequence(mm[keep], where, 3, (17,), "data_3d")
     check_pixels(pixels, where, "data_2d")
+    check_body(mm, where, "data_3d")
     check_millimetres(mm, where, "data_3d")
     (width, height), scene = MPI3DHP_SEQUENCES[name]
+    check_in_image(pixels, width, height, where, "data_2d")
     count = int(keep.sum())
     return (
         normalise_screen(select_joints(pixels, MPI3DHP17, target), width, height),
