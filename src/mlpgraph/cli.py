@@ -67,8 +67,10 @@ def _frame_range(text: str) -> tuple[int | None, int | None]:
 
 
 def _cmd_render(args: argparse.Namespace) -> None:
+    from mlpgraph.devices import resolve_device
     from mlpgraph.viz import render_sequence
 
+    device = str(resolve_device(args.device, "--device"))
     frames = None if args.frames is None else slice(*args.frames)
     result = render_sequence(
         Path(args.checkpoint),
@@ -81,7 +83,7 @@ def _cmd_render(args: argparse.Namespace) -> None:
         view=args.view,
         fps=args.fps,
         mp4=args.mp4,
-        device=args.device,
+        device=device,
     )
     log.info("render: wrote %s%s", result["gif"], f" and {result['mp4']}" if result["mp4"] else "")
 
