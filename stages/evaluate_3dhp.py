@@ -15,6 +15,7 @@ from pathlib import Path
 from mlpgraph.checkpoints import networks_from_checkpoint
 from mlpgraph.data import schema
 from mlpgraph.data.formats import read_3dhp_test
+from mlpgraph.devices import params_device
 from mlpgraph.entry import run_command, stage_parser
 from mlpgraph.evaluation import evaluate_3dhp
 from mlpgraph.evaluation_stage import Selection, measure_selections
@@ -26,7 +27,6 @@ from mlpgraph.provenance import data_description, stage_params
 from mlpgraph.release_stage import skip_if_unavailable
 from mlpgraph.results import DhpEvaluation, DhpFigures, DhpUnavailable, write_record
 from mlpgraph.tracking import StageRun
-from mlpgraph.training import resolve_device
 
 
 def find_3dhp_file(raw_dir: Path) -> Path | None:
@@ -49,7 +49,7 @@ def main(args: argparse.Namespace) -> None:
         name, model_name = experiment.name, experiment.model
         write_record(out, DhpUnavailable(experiment=name, model=model_name, flip_test=flip, reason=reason))
         return
-    device = resolve_device(params["train"]["device"])
+    device = params_device(params, args.params)
     test = read_3dhp_test(path, layout=params["data"]["layout"])
     fingerprint = sha256_file(path)
 
@@ -59,7 +59,7 @@ def main(args: argparse.Namespace) -> None:
         return DhpFigures.from_dict({"selection": chosen.label, **result})
 
     with StageRun("evaluate_3dhp", experiment.name, stage_params(params, experiment), fingerprint) as run:
-        figures = measure_selections(Path(args.models), measure, run, lambda f: {"PCK": f.PCK, "AUC": f.AUC})
+        figures = measure_selections(Path(args.models), measure, run, lambda f: {"PCK": f.PCK, "AUC": f.AUC}, data=path)
         record = DhpEvaluation(
             experiment=experiment.name,
             model=experiment.model,

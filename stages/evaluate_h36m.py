@@ -40,7 +40,7 @@ def main(args: argparse.Namespace) -> None:
     experiment = load_experiment(params, args.experiment)
     if skip_if_unavailable(params, "evaluate_h36m", experiment, Path(args.out)):
         return
-    ev = EvaluationSetup.load(params, experiment, Path(args.processed))
+    ev = EvaluationSetup.load(params, experiment, Path(args.processed), args.params)
     networks = []
 
     def measure(chosen: Selection) -> H36mFigures:
@@ -49,7 +49,9 @@ def main(args: argparse.Namespace) -> None:
         return h36m_figures(result, chosen.label)
 
     with StageRun("evaluate_h36m", experiment.name, stage_params(params, experiment), ev.fingerprint) as run:
-        figures = measure_selections(Path(args.models), measure, run, lambda f: {"P1": f.P1, "P2": f.P2})
+        figures = measure_selections(
+            Path(args.models), measure, run, lambda f: {"P1": f.P1, "P2": f.P2}, data=args.processed
+        )
         model = networks[-1]  # the last one measured: its size and speed are the experiment's
         record = H36mEvaluation(
             **ev.header(params),

@@ -60,11 +60,13 @@ def main(args: argparse.Namespace) -> None:
     experiment = load_experiment(params, args.experiment)
     if skip_if_unavailable(params, "evaluate_refine", experiment, Path(args.out)):
         return
-    ev = EvaluationSetup.load(params, experiment, Path(args.processed))
+    ev = EvaluationSetup.load(params, experiment, Path(args.processed), args.params)
     bones = mean_bone_lengths(ev.train.poses_3d, ev.train.layout)
     described = stage_params(params, experiment, refinement=True)
     with StageRun("evaluate_refine", experiment.name, described, ev.fingerprint) as run:
-        figures = measure_selections(Path(args.models), lambda chosen: measure(ev, chosen, bones), run, logged)
+        figures = measure_selections(
+            Path(args.models), lambda chosen: measure(ev, chosen, bones), run, logged, data=args.processed
+        )
         header = ev.header(params)
         record = RefineEvaluation(**header, refinement=experiment.refinement, **figures, mlflow_run_id=run.run_id)
         write_record(args.out, record)

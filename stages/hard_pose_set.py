@@ -14,12 +14,12 @@ import sys
 from pathlib import Path
 
 from mlpgraph.data import schema
+from mlpgraph.devices import params_device
 from mlpgraph.entry import run_command, stage_parser
 from mlpgraph.hard_pose_set import derived_hard_poses, user_hard_poses
 from mlpgraph.outputs import Output, check_outputs
 from mlpgraph.params import load_params
 from mlpgraph.tracking import StageRun
-from mlpgraph.training import resolve_device
 
 log = logging.getLogger("mlpgraph.stages.hard_pose_set")
 
@@ -33,7 +33,7 @@ def main(args: argparse.Namespace) -> None:
     if user_file.is_file():
         hard = user_hard_poses(user_file, data["layout"])
     else:
-        device = str(resolve_device(params["train"]["device"]))
+        device = str(params_device(params, args.params))
         subjects = list(data["train_subjects"]), list(data["test_subjects"])
         every, fraction = settings["hard_every"], settings["hard_fraction"]
         hard = derived_hard_poses(Path(args.processed), *subjects, every, fraction, device)

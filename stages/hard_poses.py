@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from mlpgraph.checkpoints import networks_from_checkpoint
+from mlpgraph.devices import params_device
 from mlpgraph.entry import run_command, stage_parser
 from mlpgraph.evaluation_stage import Selection, measure_selections
 from mlpgraph.experiments import load_experiment
@@ -23,7 +24,6 @@ from mlpgraph.provenance import data_description, stage_params
 from mlpgraph.release_stage import skip_if_unavailable
 from mlpgraph.results import HardEvaluation, HardFigures, write_record
 from mlpgraph.tracking import StageRun
-from mlpgraph.training import resolve_device
 from mlpgraph.training_stage import load_split
 
 
@@ -34,7 +34,7 @@ def main(args: argparse.Namespace) -> None:
     experiment = load_experiment(params, args.experiment)
     if skip_if_unavailable(params, "hard_poses", experiment, Path(args.out)):
         return
-    device = resolve_device(params["train"]["device"])
+    device = params_device(params, args.params)
     flip, batch = params["evaluate"]["flip_test"], params["evaluate"]["batch_size"]
     hard = HardPoseSet.read(Path(args.hard))
     test = load_split(params, Path(args.processed), "test", device) if hard.source == DERIVED else None
@@ -46,7 +46,8 @@ def main(args: argparse.Namespace) -> None:
         return HardFigures(selection=chosen.label, **result)
 
     with StageRun("hard_poses", experiment.name, stage_params(params, experiment), fingerprint) as run:
-        figures = measure_selections(Path(args.models), measure, run, lambda f: {"P1": f.P1, "P2": f.P2})
+        data = args.processed if test is not None else args.hard
+        figures = measure_selections(Path(args.models), measure, run, lambda f: {"P1": f.P1, "P2": f.P2}, data=data)
         record = HardEvaluation(
             experiment=experiment.name,
             model=experiment.model,

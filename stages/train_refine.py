@@ -26,7 +26,9 @@ def main(args: argparse.Namespace) -> None:
     outputs = TrainingOutputs(models=Path(args.out), summary=Path(args.metrics), curve=Path(args.curve))
     check_outputs(outputs.outputs(), inputs=[args.params, args.processed, args.spatial])
     experiment = load_experiment(params, args.experiment)
-    run_training_stage(params, experiment, Path(args.processed), outputs, spatial_dir=Path(args.spatial))
+    run_training_stage(
+        params, experiment, Path(args.processed), outputs, spatial_dir=Path(args.spatial), params_file=args.params
+    )
 
 
 def parser() -> argparse.ArgumentParser:

@@ -25,7 +25,8 @@ def main(args: argparse.Namespace) -> None:
     params = load_params(args.params)
     outputs = TrainingOutputs(models=Path(args.out), summary=Path(args.metrics), curve=Path(args.curve))
     check_outputs(outputs.outputs(), inputs=[args.params, args.processed])
-    run_training_stage(params, load_experiment(params, args.experiment), Path(args.processed), outputs)
+    experiment = load_experiment(params, args.experiment)
+    run_training_stage(params, experiment, Path(args.processed), outputs, params_file=args.params)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -127,3 +127,64 @@ def test_import_release_refuses_bad_files_with_one_line(tmp_path):
     proc = _mlpgraph("import-release", "--weights", "broken.pth", "--out", "c.pt", cwd=tmp_path)
     assert proc.returncode == 2 and "'gconv_layers.layer_norm.weight' has shape (64)" in proc.stderr
     assert not (tmp_path / "c.pt").exists()
+
+
+def _edited_params(tmp_path, **dotted):
+    """The repository's params.yaml (and presets) in ``tmp_path`` with ``dotted`` keys (``"a.b"``) set."""
+    from tests.conftest import set_params
+
+    shutil.copytree(ROOT / "configs", tmp_path / "configs")
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    set_params(tmp_path, **dotted)
+
+
+EVALUATE_H36M_ARGS = ["--experiment", "mlpgraph_gt_f1", "--processed", "p.h5", "--models", "m", "--out", "o.json"]
+
+
+@pytest.mark.parametrize(
+    ("edits", "message"),
+    [
+        ({"evaluate.batch_size": -5}, "params.yaml: evaluate.batch_size: input should be greater than or equal to 1"),
+        (
+            {"experiments.mlpgraph_gt_f1.model_args": {"frames": "many"}},
+            "params.yaml: experiments.mlpgraph_gt_f1.model_args.frames: input should be a valid integer, got 'many'",
+        ),
+        ({"data.seed": "zero"}, "params.yaml: data.seed: input should be a valid integer, got 'zero'"),
+    ],
+)
+def test_out_of_range_values_stop_a_stage_with_one_line(tmp_path, edits, message):
+    _edited_params(tmp_path, **edits)
+    proc = _stage("evaluate_h36m.py", "--params", "params.yaml", *EVALUATE_H36M_ARGS, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith(f"evaluate_h36m: error: {message}") and proc.stderr.count("\n") == 1, proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["configs", "params.yaml"]
+
+
+@pytest.mark.parametrize(
+    ("script", "args"),
+    [("train_spatial.py", STAGE_ARGS["train_spatial.py"]), ("evaluate_h36m.py", EVALUATE_H36M_ARGS)],
+)
+def test_a_device_this_machine_lacks_stops_a_stage_before_any_work(tmp_path, script, args):
+    import torch
+
+    missing = f"cuda:{torch.cuda.device_count()}"  # one past the last GPU, or the first of none
+    _edited_params(tmp_path, **{"train.device": missing})
+    proc = _stage(script, "--params", "params.yaml", *args, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    expected = f"{script[:-3]}: error: params.yaml: train.device: {missing} is not available (this machine has "
+    assert proc.stderr.startswith(expected) and proc.stderr.count("\n") == 1, proc.stderr
+    # before any work: the processed file p.h5 does not exist, and nothing was written
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["configs", "params.yaml"]
+
+
+def test_render_refuses_a_device_this_machine_lacks(tmp_path, capsys):
+    import torch
+
+    from mlpgraph.cli import main
+
+    missing = f"cuda:{torch.cuda.device_count()}"
+    args = ["--checkpoint", "c.pt", "--processed", "p.h5", "--subject", "S9", "--action", "Walking"]
+    assert main(["render", *args, "--device", missing, "--out", str(tmp_path / "d.gif")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"mlpgraph render: error: --device: {missing} is not available") and err.count("\n") == 1
+    assert not any(tmp_path.iterdir())

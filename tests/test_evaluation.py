@@ -97,6 +97,48 @@ def test_predict_equals_per_sample_loop(frames: int):
     torch.testing.assert_close(evaluation.predict(model, data, pad, indices=subset), expected[subset])
 
 
+def test_predict_refuses_non_finite_output_naming_the_samples_and_the_cause():
+    data = make_data()  # sequences of 5, 1, 8, 3 frames: samples 6..13 are sequence 2
+    data.poses_2d[7, 3] = float("inf")
+    model = tiny_mlpgraph(3)  # windows of 3 frames: samples 6, 7 and 8 see the infinity
+    with pytest.raises(evaluation.NonFinitePrediction) as info:
+        evaluation.predict(model, data, pad=1, batch_size=4)
+    assert str(info.value) == (
+        "the network's output is NaN or infinite for 3 of 17 samples (first: sample 6, frame 0 of sequence 2); "
+        "their 2D input is not finite"
+    )
+    assert info.value.samples.tolist() == [6, 7, 8] and not info.value.input_finite
+    data = make_data()
+    with torch.no_grad():
+        model.head.weight.fill_(1e38)  # finite weights that overflow on any input
+    with pytest.raises(evaluation.NonFinitePrediction, match=r"for 2 of 2 samples .*: the weights overflow") as info:
+        evaluation.predict(model, data, pad=1, indices=np.array([9, 2]))
+    assert info.value.samples.tolist() == [2, 9] and info.value.input_finite
+
+
+def test_stages_name_the_checkpoint_and_data_of_a_non_finite_prediction(tmp_path):
+    from mlpgraph.checkpoints import network_entry, save_checkpoint
+    from mlpgraph.errors import UserInputError
+    from mlpgraph.evaluation_stage import measure_selections
+    from mlpgraph.tracking import NoRun
+    from mlpgraph.training import BEST, FINAL
+
+    model = tiny_mlpgraph(1)
+    for name, epoch in ((FINAL, 2), (BEST, 1)):
+        save_checkpoint(tmp_path / name, {"model": network_entry("mlpgraph", model)}, meta={"epoch": epoch})
+    data = make_data()
+    data.poses_2d[4] = float("nan")
+
+    def measure(chosen):
+        return evaluation.predict(model, data, pad=0)
+
+    with pytest.raises(UserInputError) as info:
+        measure_selections(tmp_path, measure, NoRun(), lambda f: {}, data="data/processed/x.h5")
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path / FINAL} on data/processed/x.h5: the network's output is NaN or infinite")
+    assert "(first: sample 4, frame 4 of sequence 0); their 2D input is not finite" in message
+
+
 def test_flip_averaging():
     data = make_data(1)
     model = tiny_mlpgraph(3)

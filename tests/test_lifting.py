@@ -461,6 +461,76 @@ def test_bad_input_from_the_console_script(tmp_path, checkpoints):
     assert not (tmp_path / "o.npz").exists()
 
 
+def _poisoned_checkpoint(folder: Path, name: str, value: float) -> Path:
+    """The T=3 tiny checkpoint with its embedding's weights set to ``value`` (written past the writer's check)."""
+    model = _tiny_model("h36m16", 3)
+    content = {"format_version": 1, "networks": {"model": network_entry("mlpgraph", model)}, "meta": {}}
+    content["networks"]["model"]["state_dict"]["embed.weight"].fill_(value)
+    torch.save(content, folder / name)
+    return folder / name
+
+
+def _far_keypoints(value: float) -> np.ndarray:
+    kp = _good_kp(6)
+    kp[3, 5] = value
+    return kp
+
+
+NON_FINITE_CASES = {
+    # keypoints of frame 3 so large the network overflows: with T=3 frames 2, 3 and 4 see them
+    "overflowing_keypoints": (
+        "f3", dict(keypoints=_far_keypoints(1e30)), "input",
+        "the network's output is NaN or infinite for frames 2, 3, 4: their keypoints lie far outside the 1000 x 1000",
+    ),
+    "keypoints_overflow_normalising": (
+        "f3", dict(keypoints=_far_keypoints(1e300)), "input",
+        "keypoints of frame 3 are not finite once normalised by the 1000 x 1000 image",
+    ),
+    "nan_weights": (
+        "nan", dict(keypoints=_good_kp(6)), "checkpoint",
+        "tensor networks.model.state_dict.embed.weight holds NaN or infinite values",
+    ),
+    "overflowing_weights": (
+        "huge", dict(keypoints=_good_kp(6)), "checkpoint",
+        "the network's output is NaN or infinite for frames 0, 1, 2, 3, 4, ... (6 in all) of ",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(NON_FINITE_CASES))
+def test_non_finite_poses_are_one_line_and_nothing_is_written(tmp_path, checkpoints, capsys, case):
+    ckpt, content, blamed, expected = NON_FINITE_CASES[case]
+    ckpts = {
+        "f3": checkpoints["f3"],
+        "nan": _poisoned_checkpoint(tmp_path, "nan.pt", float("nan")),
+        "huge": _poisoned_checkpoint(tmp_path, "huge.pt", 1e38),
+    }
+    path = _npz(tmp_path / "kp.npz", width=1000.0, height=1000.0, **content)
+    out = tmp_path / "out.npz"
+    capsys.readouterr()
+    assert _predict("--checkpoint", ckpts[ckpt], "--input", path, "--out", out) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    named = ckpts[ckpt] if blamed == "checkpoint" else path
+    assert err.startswith(f"mlpgraph predict: error: {named}: ") and expected in err, err
+    assert not out.exists()
+
+
+def test_write_prediction_refuses_non_finite_poses(tmp_path):
+    from mlpgraph.lifting import LiftResult, write_prediction
+    from mlpgraph.user_keypoints.reading import read_keypoints
+
+    path = _npz(tmp_path / "kp.npz", keypoints=_good_kp(2), width=1000.0, height=1000.0)
+    prepared = prepare_keypoints(read_keypoints(path, H36M16, None, None, None), H36M16)
+    poses = np.zeros((2, 16, 3), np.float32)
+    poses[1, 4, 2] = np.nan
+    with pytest.raises(ValueError, match=r"o\.npz: refusing to write poses_3d holding NaN or infinite values"):
+        write_prediction(tmp_path / "o.npz", LiftResult(prepared, poses, 1, True))
+    assert not (tmp_path / "o.npz").exists()
+    write_prediction(tmp_path / "o.npz", LiftResult(prepared, np.zeros_like(poses), 1, True))
+    assert (tmp_path / "o.npz").exists()
+
+
 def test_cli_help_states_the_library_defaults():
     """The CLI leaves --min-score / --max-gap unset so the library's defaults apply; its help must quote them."""
     from mlpgraph.cli import build_parser

@@ -22,7 +22,17 @@ from mlpgraph.data.batches import flip_poses
 from mlpgraph.errors import UserInputError
 from mlpgraph.layouts import get_layout, root_relative
 from mlpgraph.models.refine import lifted_estimate, mean_bone_lengths
-from mlpgraph.training import BEST, BEST_PENDING, FINAL, LAST, Recipe, TrainingDiverged, lr_after_epoch, train
+from mlpgraph.training import (
+    BEST,
+    BEST_PENDING,
+    FINAL,
+    LAST,
+    Recipe,
+    TrainingDiverged,
+    lr_after_epoch,
+    resolve_device,
+    train,
+)
 from mlpgraph.training.losses import lifting_loss, mpjpe_loss, refinement_loss, symmetry_penalty
 from tests.train_worker import PAD, build_networks, last_epoch, make_data
 
@@ -281,6 +291,47 @@ def test_divergence_guard_explosion(data, tmp_path):
     with pytest.raises(TrainingDiverged, match=r"epoch 1, batch \d+/5: .*(above max_loss|non-finite).*no checkpoint"):
         _run(data, tmp_path, Recipe(epochs=2, batch_size=32, lr=1e6, max_loss=10.0, device="cpu"))
     assert not (tmp_path / LAST).exists()
+
+
+def test_weights_turned_non_finite_by_the_last_step_are_not_saved(data, tmp_path):
+    """The loss guard sees a step's damage at the next batch; the epoch's last step has none: weights are checked."""
+    model, _ = build_networks(refine=False)
+    calls = {"n": 0}
+
+    def poison(module, inputs, output):
+        if module.training:
+            calls["n"] += 1
+            if calls["n"] == 5:  # the last of epoch 1's 5 batches: its loss is finite, its step spreads the NaN
+                with torch.no_grad():
+                    module.head.bias[0] = float("nan")
+        return output
+
+    model.register_forward_hook(poison)
+    expected = r"epoch 1: the lifting network's tensor head\.bias became non-finite; no checkpoint had been written"
+    with pytest.raises(TrainingDiverged, match=expected):
+        train(model, data, Recipe(epochs=2, batch_size=32, device="cpu"), tmp_path, PAD)
+    assert calls["n"] == 5 and not any(tmp_path.iterdir())
+
+
+def test_a_device_this_machine_lacks_is_one_line(data, tmp_path):
+    missing = f"cuda:{torch.cuda.device_count()}"  # one past the last GPU, or the first of none
+    with pytest.raises(UserInputError, match=rf"^train\.device: {missing} is not available \(this machine has "):
+        resolve_device(missing)
+    with pytest.raises(UserInputError, match=rf"^--device: {missing} is not available"):
+        resolve_device(missing, "--device")
+    if not torch.cuda.is_available():
+        with pytest.raises(UserInputError, match=r"^train\.device: cuda is not available \(this machine has no CUDA"):
+            resolve_device("cuda")
+    if not torch.backends.mps.is_available():
+        with pytest.raises(UserInputError, match=r"^train\.device: mps is not available \(MPS is not available"):
+            resolve_device("mps")
+    with pytest.raises(UserInputError, match=r"^train\.device: 'gpu' is not a device"):
+        resolve_device("gpu")
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(UserInputError, match=rf"^train\.device: {missing} is not available"):
+        _run(data, tmp_path, Recipe(epochs=1, batch_size=32, device=missing))
+    assert not any(tmp_path.iterdir())
 
 
 # ------------------------------------------------------------------------------------ refinement

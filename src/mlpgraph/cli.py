@@ -71,8 +71,10 @@ def _frame_range(text: str) -> tuple[int | None, int | None]:
 
 
 def _cmd_render(args: argparse.Namespace) -> None:
+    from mlpgraph.devices import resolve_device
     from mlpgraph.viz import render_sequence
 
+    device = str(resolve_device(args.device, "--device"))
     outputs = [Output(args.out, option="--out")]
     outputs += [Output(Path(args.out).with_suffix(".mp4"), option="--mp4")] if args.mp4 else []
     check_outputs(outputs, inputs=[args.checkpoint, args.processed])
@@ -88,7 +90,7 @@ def _cmd_render(args: argparse.Namespace) -> None:
         view=args.view,
         fps=args.fps,
         mp4=args.mp4,
-        device=args.device,
+        device=device,
     )
     log.info("render: wrote %s%s", result["gif"], f" and {result['mp4']}" if result["mp4"] else "")
 

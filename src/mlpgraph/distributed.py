@@ -38,6 +38,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from mlpgraph.devices import PARAMS_KEY, resolve_device
 from mlpgraph.errors import UserInputError
 
 log = logging.getLogger(__name__)
@@ -99,19 +100,15 @@ def launched_world() -> tuple[int, int, int]:
     return world, rank, local
 
 
-def rank_device(device: str | torch.device = "auto") -> torch.device:
+def rank_device(device: str | torch.device = "auto", key: str = PARAMS_KEY) -> torch.device:
     """The device this process should compute on.
 
-    ``"auto"`` is CUDA when available, else CPU. A CUDA device without an index becomes
+    ``"auto"`` is CUDA when available, else CPU; a device this machine lacks is a one-line error
+    naming ``key`` (:func:`mlpgraph.devices.resolve_device`). A CUDA device without an index becomes
     ``cuda:LOCAL_RANK`` when launched by ``torchrun`` with more than one rank (one GPU per rank on
     a node), ``cuda`` otherwise (the current device, as before). Anything else is taken as given.
     """
-    if isinstance(device, str) and device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        resolved = torch.device(device)
-    except RuntimeError as exc:
-        raise UserInputError(f"recipe.device: {exc}") from None
+    resolved = resolve_device(device, key)
     world, _, local = launched_world()
     if resolved.type == "cuda" and resolved.index is None and world > 1:
         count = torch.cuda.device_count()

@@ -10,6 +10,7 @@ relabelled (:func:`relabelled`). :class:`EvaluationSetup` loads what the stage r
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,13 +21,15 @@ from torch import nn
 
 from mlpgraph.checkpoints import load_checkpoint
 from mlpgraph.data.batches import PoseArrays
-from mlpgraph.evaluation import evaluate_h36m, inference_time
+from mlpgraph.devices import params_device
+from mlpgraph.errors import UserInputError
+from mlpgraph.evaluation import NonFinitePrediction, evaluate_h36m, inference_time
 from mlpgraph.experiments import Experiment
 from mlpgraph.io import sha256_file
 from mlpgraph.provenance import data_description
 from mlpgraph.results import ActionFigures, DataDescription, ErrorPair, H36mFigures, InferenceTime, Record
 from mlpgraph.tracking import StageRun
-from mlpgraph.training import BEST, BEST_SELECTION, FINAL, FINAL_SELECTION, resolve_device
+from mlpgraph.training import BEST, BEST_SELECTION, FINAL, FINAL_SELECTION
 from mlpgraph.training_stage import load_split
 
 R = TypeVar("R", bound=Record)
@@ -65,14 +68,24 @@ def measure_selections(
     measure: Callable[[Selection], R],
     run: StageRun,
     logged: Callable[[R], Mapping[str, float]],
+    data: str | os.PathLike[str] | None = None,
 ) -> dict[str, R]:
     """Each selection's figures (``last_epoch``, ``best_on_test``): ``measure``-d, or a twin's relabelled.
 
-    ``logged(figures)`` are the figures each selection logs to the stage's MLflow ``run``.
+    ``logged(figures)`` are the figures each selection logs to the stage's MLflow ``run``. A
+    non-finite prediction (:class:`~mlpgraph.evaluation.NonFinitePrediction`) is one line naming
+    the checkpoint and ``data`` (the file the inputs came from).
     """
     figures: dict[str, R] = {}
     for chosen in selections(models_dir):
-        figures[chosen.key] = relabelled(figures[chosen.twin], chosen.label) if chosen.twin else measure(chosen)
+        if chosen.twin:
+            figures[chosen.key] = relabelled(figures[chosen.twin], chosen.label)
+        else:
+            try:
+                figures[chosen.key] = measure(chosen)
+            except NonFinitePrediction as exc:
+                source = f"{chosen.checkpoint} on {data}" if data is not None else str(chosen.checkpoint)
+                raise UserInputError(f"{source}: {exc}") from None
         run.log_metrics({chosen.key: logged(figures[chosen.key])})
     return figures
 
@@ -101,9 +114,14 @@ class EvaluationSetup:
     fingerprint: str
 
     @classmethod
-    def load(cls, params: Mapping[str, Any], experiment: Experiment, processed: Path) -> EvaluationSetup:
-        """Both splits of ``processed`` on ``train.device``, and ``evaluate``'s flip and batch size."""
-        device = resolve_device(params["train"]["device"])
+    def load(
+        cls, params: Mapping[str, Any], experiment: Experiment, processed: Path, params_file: str | None = None
+    ) -> EvaluationSetup:
+        """Both splits of ``processed`` on ``train.device`` (checked first), and ``evaluate``'s flip and batch size.
+
+        ``params_file`` is named by the error for a device this machine lacks.
+        """
+        device = params_device(params, params_file)
         test = load_split(params, processed, "test", device)
         return cls(
             experiment=experiment,

@@ -8,6 +8,8 @@ time. The pixels are then normalised as preprocessing does
 :func:`mlpgraph.evaluation.predict` on a one-sequence :class:`~mlpgraph.data.batches.PoseArrays`,
 so temporal models see the same edge-padded windows, and the same flip test, as in evaluation.
 Every problem with the input is a one-line :class:`~mlpgraph.errors.UserInputError` naming the file.
+The lifted poses are checked to be finite: NaN or infinity in the network's output names the
+frames and blames the keypoint file (keypoints far outside the image) or the checkpoint's weights.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from torch import nn
@@ -28,8 +31,14 @@ from mlpgraph.outputs import atomic_outputs, atomic_path
 from mlpgraph.user_keypoints.filling import DEFAULT_MAX_GAP, DEFAULT_MIN_SCORE, PreparedKeypoints, prepare_keypoints
 from mlpgraph.user_keypoints.reading import read_keypoints
 
+if TYPE_CHECKING:
+    from mlpgraph.evaluation import NonFinitePrediction
+
 log = logging.getLogger(__name__)
 
+# A non-finite output on keypoints farther than this from the image centre (in normalised units: 1 is
+# the image's half-width) is blamed on the keypoints; nearer, on the checkpoint's weights.
+FAR_OUTSIDE_IMAGE = 10.0
 # --gif draws at most this many frames (evenly spaced over the sequence), played at GIF_FPS.
 GIF_MAX_FRAMES = 200
 GIF_FPS = 25.0
@@ -102,6 +111,9 @@ def write_prediction(path: str | os.PathLike[str], result: LiftResult) -> Path:
     """
     prep = result.prepared
     path = Path(path)
+    for name, values in (("poses_3d", result.poses_3d), ("keypoints_2d", prep.keypoints)):
+        if not np.isfinite(values).all():
+            raise ValueError(f"{path}: refusing to write {name} holding NaN or infinite values")
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.savez(
             handle,
@@ -141,11 +153,23 @@ def predict_file(
     Both files are written under temporary names and renamed into place together: a failure
     leaves neither, and whatever was at ``out`` and ``gif`` before stays as it was.
     """
+    from mlpgraph.evaluation import NonFinitePrediction
+
     model, layout = lifting_network(checkpoint)
     seq = read_keypoints(input_path, layout, width, height, track_id)
     prepared = prepare_keypoints(seq, layout, min_score, max_gap)
-    normalised = normalise_screen(prepared.keypoints, prepared.width, prepared.height).astype(np.float32)
-    poses = lift(model, normalised, layout, flip_test=flip_test, batch_size=batch_size, device=device)
+    with np.errstate(over="ignore", invalid="ignore"):
+        normalised = normalise_screen(prepared.keypoints, prepared.width, prepared.height).astype(np.float32)
+    bad = ~np.isfinite(normalised).reshape(len(normalised), -1).all(axis=1)
+    if bad.any():
+        raise UserInputError(
+            f"{input_path}: keypoints of {_frame_list(prepared.frames[bad])} are not finite once normalised "
+            f"by the {prepared.width:g} x {prepared.height:g} image (values too large)"
+        )
+    try:
+        poses = lift(model, normalised, layout, flip_test=flip_test, batch_size=batch_size, device=device)
+    except NonFinitePrediction as exc:
+        raise UserInputError(_non_finite_output(exc, checkpoint, input_path, prepared, normalised, model)) from None
     result = LiftResult(prepared, poses, int(getattr(model, "frames", 1)), flip_test)
     with atomic_outputs(out, *([gif] if gif is not None else [])) as staged:
         write_prediction(staged[0], result)
@@ -162,6 +186,41 @@ def predict_file(
         min_score,
     )
     return result
+
+
+def _frame_list(frames: np.ndarray, shown: int = 5) -> str:
+    """``frame 7`` or ``frames 3, 4, 9, ... (12 in all)``: image ids for a message."""
+    ids = [str(int(f)) for f in np.asarray(frames)[:shown]]
+    if len(frames) == 1:
+        return f"frame {ids[0]}"
+    more = f", ... ({len(frames)} in all)" if len(frames) > shown else ""
+    return f"frames {', '.join(ids)}{more}"
+
+
+def _non_finite_output(
+    exc: NonFinitePrediction,
+    checkpoint: str | os.PathLike[str],
+    input_path: str | os.PathLike[str],
+    prepared: PreparedKeypoints,
+    normalised: np.ndarray,
+    model: nn.Module,
+) -> str:
+    """The one line for a NaN or infinite pose: which frames, and whether the keypoints or the weights are at fault."""
+    from mlpgraph.evaluation import model_pad
+
+    pad, count = model_pad(model), len(normalised)
+    window = np.clip(exc.samples[:, None] + np.arange(-pad, pad + 1), 0, count - 1)
+    largest = float(np.abs(normalised[window]).max())
+    frames = _frame_list(prepared.frames[exc.samples])
+    if largest > FAR_OUTSIDE_IMAGE:
+        return (
+            f"{input_path}: the network's output is NaN or infinite for {frames}: their keypoints lie far outside "
+            f"the {prepared.width:g} x {prepared.height:g} image ({largest:.3g} half-widths from its centre)"
+        )
+    return (
+        f"{checkpoint}: the network's output is NaN or infinite for {frames} of {input_path}, whose keypoints "
+        "are within the image: the checkpoint's weights overflow"
+    )
 
 
 def render_gif(result: LiftResult, path: str | os.PathLike[str], title: str = "") -> Path:

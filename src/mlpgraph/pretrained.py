@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from torch import Tensor
 
-from mlpgraph.checkpoints import load_tensors, network_entry, save_checkpoint
+from mlpgraph.checkpoints import first_non_finite, load_tensors, network_entry, save_checkpoint
 from mlpgraph.errors import UserInputError
 from mlpgraph.io import sha256_file
 from mlpgraph.layouts import layout_for_joint_count
@@ -34,13 +35,16 @@ def _strip_prefix(state_dict: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def read_state_dict(path: str | os.PathLike[str]) -> dict[str, Tensor]:
-    """A plain state dict (name -> tensor) from ``path``; anything else is refused with one line."""
+    """A plain state dict (name -> tensor) from ``path``; anything else, or NaN/inf, is refused with one line."""
     content = load_tensors(path)
     if not isinstance(content, Mapping) or not content:
         raise UserInputError(f"{path}: expected a plain state dict (name -> tensor), got {type(content).__name__}")
     for key, value in content.items():
         if not isinstance(key, str) or not isinstance(value, Tensor):
             raise UserInputError(f"{path}: entry {key!r} is a {type(value).__name__}, not a tensor; not a state dict")
+    bad = first_non_finite(content)
+    if bad is not None:
+        raise UserInputError(f"{path}: tensor {bad!r} holds NaN or infinite values; refusing to use these weights")
     return _strip_prefix(content)
 
 
@@ -67,6 +71,15 @@ def infer_release_config(state_dict: Mapping[str, Tensor], where: str = "state d
     }
 
 
+@contextmanager
+def _named(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Prefix a UserInputError raised inside with ``path`` (the file the state dict came from)."""
+    try:
+        yield
+    except UserInputError as exc:
+        raise UserInputError(f"{path}: {exc}") from None
+
+
 def import_release(
     weights: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -84,11 +97,14 @@ def import_release(
     for key, value in (expected or {}).items():
         if value is not None and config.get(key) != value:
             raise UserInputError(f"{weights}: {key} is {config.get(key)} in the weights, {value} was asked for")
-    model = mlpgraph_from_release(state, aggregation=aggregation, **config)
+    with _named(weights):
+        model = mlpgraph_from_release(state, aggregation=aggregation, **config)
     networks = {"model": network_entry("mlpgraph", model)}
     sources = {Path(weights).name: sha256_file(weights)}
     if refine_weights is not None:
-        refine = refine_from_release(read_state_dict(refine_weights), layout=config["layout"])
+        refine_state = read_state_dict(refine_weights)
+        with _named(refine_weights):
+            refine = refine_from_release(refine_state, layout=config["layout"])
         networks["refine"] = network_entry("refine", refine)
         sources[Path(refine_weights).name] = sha256_file(refine_weights)
     save_checkpoint(out, networks, meta={"source": "MLP-Graph release", "source_files": sources})

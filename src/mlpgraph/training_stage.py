@@ -24,6 +24,7 @@ from torch import nn
 from mlpgraph import distributed
 from mlpgraph.checkpoints import networks_from_checkpoint
 from mlpgraph.data.batches import PoseArrays
+from mlpgraph.devices import params_device
 from mlpgraph.errors import UserInputError
 from mlpgraph.evaluation import evaluate_h36m, predict
 from mlpgraph.experiments import Experiment
@@ -112,8 +113,13 @@ def run_training_stage(
     processed: Path,
     outputs: TrainingOutputs,
     spatial_dir: Path | None = None,
+    params_file: str | None = None,
 ) -> Any:
-    """Stage ``train_spatial@EXP`` (``spatial_dir`` None) or ``train_refine@EXP``; returns the summary record."""
+    """Stage ``train_spatial@EXP`` (``spatial_dir`` None) or ``train_refine@EXP``; returns the summary record.
+
+    ``train.device`` is checked to exist on this machine before any data is read (the error names
+    ``params_file``).
+    """
     refining = spatial_dir is not None
     stage = "train_refine" if refining else "train_spatial"
     if refining and experiment.refinement is None:
@@ -121,6 +127,7 @@ def run_training_stage(
     if experiment.pretrained is not None:
         return import_release_stage(params, experiment, stage, outputs, refining)
     recipe = recipe_for(params, experiment, refine=refining)
+    params_device(params, params_file)
     with distributed.distributed_context(recipe.device) as context:
         return _train(params, experiment, recipe, context, stage, processed, outputs, spatial_dir)
 

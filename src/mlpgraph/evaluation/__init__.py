@@ -13,11 +13,12 @@ names: ``P1``, ``P2``, ``P1_sample_mean``, ``P2_sample_mean``, ``PCK``, ``AUC``.
 from mlpgraph.evaluation.h36m import evaluate_h36m, evaluate_poses
 from mlpgraph.evaluation.hard_poses import derive_hard_poses
 from mlpgraph.evaluation.mpi3dhp import SCENES, evaluate_3dhp
-from mlpgraph.evaluation.prediction import model_pad, predict
+from mlpgraph.evaluation.prediction import NonFinitePrediction, model_pad, predict
 from mlpgraph.evaluation.timing import inference_time
 
 __all__ = [
     "SCENES",
+    "NonFinitePrediction",
     "derive_hard_poses",
     "evaluate_3dhp",
     "evaluate_h36m",

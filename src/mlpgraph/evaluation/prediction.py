@@ -1,6 +1,9 @@
 """Prediction for evaluation: batched, with test-time flip averaging and optional pose refinement.
 
-Predictions are root-relative metres (N, J, 3), computed on the data's device in eval mode.
+Predictions are root-relative metres (N, J, 3), computed on the data's device in eval mode, and
+always finite: a NaN or infinity in the networks' output is :class:`NonFinitePrediction`, naming
+the first offending sample and whether its 2D input was finite (so the input, or the weights, is
+to blame). Callers that know the files add them to the message.
 """
 
 from __future__ import annotations
@@ -14,9 +17,26 @@ import torch
 from torch import nn
 
 from mlpgraph.data.batches import PoseArrays, flip_poses
+from mlpgraph.errors import UserInputError
 from mlpgraph.layouts import get_layout, root_relative
 from mlpgraph.models.refine import ROOT_DEPTHS, PoseRefinement, lifted_estimate
 from mlpgraph.progress import progress
+
+# How many offending samples' input windows are inspected (all N windows of a long test set would not fit).
+_INSPECTED = 1024
+
+
+class NonFinitePrediction(UserInputError):  # noqa: N818 (reads as what it reports)
+    """The networks' output holds NaN or infinity.
+
+    ``samples``: the offending indices into the data (ascending); ``input_finite``: whether the 2D
+    input windows of the first :data:`_INSPECTED` of them were finite (if so, the weights overflow on it).
+    """
+
+    def __init__(self, message: str, samples: np.ndarray, input_finite: bool) -> None:
+        super().__init__(message)
+        self.samples = samples
+        self.input_finite = input_finite
 
 
 def model_pad(model: nn.Module) -> int:
@@ -87,7 +107,30 @@ def predict(
         for idx in progress(chunks, desc="predict", total=len(chunks), leave=False):
             out[start : start + len(idx)] = predictor(idx)
             start += len(idx)
+        check_finite_output(out, order, data, pad)
     return out
+
+
+def check_finite_output(pred: torch.Tensor, order: torch.Tensor, data: PoseArrays, pad: int) -> None:
+    """Raise :class:`NonFinitePrediction` unless every pose of ``pred`` (for samples ``order``) is finite."""
+    bad = ~torch.isfinite(pred).flatten(1).all(dim=1)
+    if not bool(bad.any()):
+        return
+    samples = torch.sort(order[bad]).values
+    first = int(samples[0])
+    windows = data.windows(samples[:_INSPECTED], pad)
+    input_finite = bool(torch.isfinite(windows).all())
+    frame, sequence = first - int(data.seq_start[first]), int(data.sequence[first])
+    if input_finite:
+        cause = f"their 2D input is finite (up to {float(windows.abs().max()):.3g} in magnitude): the weights overflow"
+    else:
+        cause = "their 2D input is not finite"
+    raise NonFinitePrediction(
+        f"the network's output is NaN or infinite for {len(samples)} of {len(order)} samples "
+        f"(first: sample {first}, frame {frame} of sequence {sequence}); {cause}",
+        samples.cpu().numpy(),
+        input_finite,
+    )
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,13 @@ XAVIER_GAIN = 1.414
 
 
 def _as_tensor(matrix: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """A float32 copy of a (J, J) matrix, checked to be square."""
-    out = torch.as_tensor(np.asarray(matrix), dtype=torch.float32).clone()
+    """A float32 CPU copy of a (J, J) matrix, checked to be square.
+
+    The skeleton's structure stays on the CPU even under a ``torch.device("meta")`` context
+    (:func:`mlpgraph.checkpoints.build_network` checks shapes on one), where the masks and
+    indices derived from it must still be computed.
+    """
+    out = torch.as_tensor(np.asarray(matrix), dtype=torch.float32, device="cpu").clone()
     if out.ndim != 2 or out.shape[0] != out.shape[1]:
         raise ValueError(f"adjacency must be a square (J, J) matrix, got shape {tuple(out.shape)}")
     return out
@@ -94,7 +99,7 @@ def walk_support_masks(adj: np.ndarray | torch.Tensor, orders: int = 4) -> torch
     Returns a bool tensor (orders, J, J).
     """
     a = _as_tensor(adj).double()
-    power = torch.eye(a.shape[0], dtype=torch.float64)
+    power = torch.eye(a.shape[0], dtype=torch.float64, device="cpu")
     masks = []
     for _ in range(orders):
         masks.append(power > 0)
@@ -230,7 +235,7 @@ def group_index(layout: SkeletonLayout, groups: Sequence[Sequence[str]]) -> torc
     if flat != list(range(layout.num_joints)) or any(not g for g in indices):
         raise ValueError(f"joint groups must partition the {layout.num_joints} joints of {layout.name} exactly once")
     size = max(len(g) for g in indices)
-    return torch.tensor([g + [g[0]] * (size - len(g)) for g in indices], dtype=torch.long)
+    return torch.tensor([g + [g[0]] * (size - len(g)) for g in indices], dtype=torch.long, device="cpu")
 
 
 class GraphNonLocal(nn.Module):

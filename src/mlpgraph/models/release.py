@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -108,7 +109,18 @@ def load_release_state_dict(module: nn.Module, state_dict: Mapping[str, Tensor],
     Raises UserInputError (one line) at the first unknown tensor, shape mismatch or missing tensor;
     ``num_batches_tracked`` may be absent (older PyTorch did not save it).
     """
-    expected = module.state_dict()
+    module.load_state_dict(convert_release_state_dict(module.state_dict(), state_dict, what), strict=False)
+
+
+def convert_release_state_dict(
+    expected: Mapping[str, Tensor], state_dict: Mapping[str, Tensor], what: str
+) -> dict[str, Tensor]:
+    """A release-format ``state_dict`` under our names and shapes, checked against ``expected`` (ours).
+
+    ``expected`` may be a model's state dict on the ``meta`` device: only its names and shapes are
+    used. Raises UserInputError (one line) at the first unknown tensor, shape mismatch or missing
+    tensor; ``num_batches_tracked`` may be absent.
+    """
     converted: dict[str, Tensor] = {}
     for key, value in state_dict.items():
         if not isinstance(value, Tensor):
@@ -133,7 +145,26 @@ def load_release_state_dict(module: nn.Module, state_dict: Mapping[str, Tensor],
                 f"{what}: missing tensor {our_key_to_release(ours)!r}, "
                 f"expected shape {_shape(want_release)}, found none"
             )
-    module.load_state_dict(converted, strict=False)
+    return converted
+
+
+def _checked_release(
+    factory: type[nn.Module], config: Mapping[str, Any], state_dict: Mapping[str, Tensor], what: str
+) -> nn.Module:
+    """``factory(**config)`` holding the release ``state_dict``, in eval mode.
+
+    The tensors' names and shapes are checked against a model built on the ``meta`` device first,
+    so sizes read from one tensor that the others do not share are refused without allocating.
+    """
+    try:
+        with torch.device("meta"):
+            shapes = factory(**config).state_dict()
+    except (TypeError, ValueError) as exc:
+        raise UserInputError(f"{what}: no valid network has this configuration ({exc})") from None
+    converted = convert_release_state_dict(shapes, state_dict, what)
+    model = factory(**config)
+    model.load_state_dict(converted, strict=False)
+    return model.eval()
 
 
 def mlpgraph_from_release(
@@ -151,21 +182,20 @@ def mlpgraph_from_release(
     Takes (N, T, J, 2) and returns (N, J, 3), where the release takes (N, 2, T, J, 1) and returns
     (N, 3, 1, J, 1). The release needs hid_dim == spatial_hid_dim.
     """
-    model = MLPGraph(
-        layout=layout,
-        frames=frames,
-        hid_dim=hid_dim,
-        spatial_hid_dim=spatial_hid_dim,
-        channel_hid_dim=channel_hid_dim,
-        num_layers=num_layers,
-        aggregation=aggregation,
-    )
-    load_release_state_dict(model, state_dict, f"release MLP-Graph state dict ({model.config})")
-    return model.eval()
+    config = {
+        "layout": layout,
+        "frames": frames,
+        "hid_dim": hid_dim,
+        "spatial_hid_dim": spatial_hid_dim,
+        "channel_hid_dim": channel_hid_dim,
+        "num_layers": num_layers,
+        "aggregation": aggregation,
+    }
+    what = "release MLP-Graph state dict (" + ", ".join(f"{k}={v}" for k, v in config.items()) + ")"
+    return _checked_release(MLPGraph, config, state_dict, what)
 
 
 def refine_from_release(state_dict: Mapping[str, Tensor], layout: str = "h36m16") -> PoseRefinement:
     """A PoseRefinement in eval mode holding the release's ``post_refine`` weights: (P, X~) -> (N, J, 3)."""
-    model = PoseRefinement(layout=layout)
-    load_release_state_dict(model, state_dict, f"release post_refine state dict (layout {layout})")
-    return model.eval()
+    what = f"release post_refine state dict (layout {layout})"
+    return _checked_release(PoseRefinement, {"layout": layout}, state_dict, what)

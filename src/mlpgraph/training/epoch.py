@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from mlpgraph import distributed
-from mlpgraph.checkpoints import load_checkpoint
+from mlpgraph.checkpoints import first_non_finite, load_checkpoint
 from mlpgraph.data.batches import PoseArrays
 from mlpgraph.errors import UserInputError
 from mlpgraph.layouts import SkeletonLayout, get_layout, root_relative
@@ -129,7 +129,23 @@ def train_epoch(ctx: EpochContext, epoch: int) -> dict[str, float]:
             flip = (torch.rand(len(indices), generator=ctx.generator) < 0.5).to(ctx.device)
         losses.add(_train_step(ctx, indices, flip), len(indices))
     losses.check()
+    check_weights(ctx, epoch)
     return losses.means(ctx.device)
+
+
+def check_weights(ctx: EpochContext, epoch: int) -> None:
+    """Raise :class:`TrainingDiverged` when ``epoch`` left a network's weights or statistics non-finite.
+
+    The loss guard sees a step's damage only at the next batch's loss; the epoch's last step (or a
+    batch-norm statistic) can turn the weights NaN with every loss finite, and they must not be saved.
+    """
+    for role, module in (("lifting", ctx.model), ("refinement", ctx.refine)):
+        bad = first_non_finite(module.state_dict()) if module is not None else None
+        if bad is not None:
+            raise TrainingDiverged(
+                f"training diverged at epoch {epoch}: the {role} network's tensor {bad.removeprefix('module.')} "
+                f"became non-finite; {_kept(ctx.last_path)}. Lower recipe.lr or check the data's units (metres)."
+            )
 
 
 def _train_step(ctx: EpochContext, indices: Tensor, flip: Tensor | bool) -> list[Tensor]:
@@ -251,12 +267,15 @@ def _check_losses(
     first = int(torch.nonzero(bad)[0, 0].item())
     value = float(values[first].item())
     reason = "non-finite" if not np.isfinite(value) else f"above max_loss {max_loss:g}"
-    if last_path.exists():
-        kept_epoch = load_checkpoint(last_path)["meta"].get("epoch")
-        kept = f"the last good checkpoint {last_path} (epoch {kept_epoch}) was kept"
-    else:
-        kept = f"no checkpoint had been written yet ({last_path} does not exist)"
     raise TrainingDiverged(
         f"training diverged at epoch {epoch}, batch {start + first + 1}/{num_batches}: loss {value:g} ({reason}); "
-        f"{kept}. Lower recipe.lr or check the data's units (metres)."
+        f"{_kept(last_path)}. Lower recipe.lr or check the data's units (metres)."
     )
+
+
+def _kept(last_path: Path) -> str:
+    """What a divergence leaves behind: the last good checkpoint's epoch, or that there is none."""
+    if last_path.exists():
+        kept_epoch = load_checkpoint(last_path)["meta"].get("epoch")
+        return f"the last good checkpoint {last_path} (epoch {kept_epoch}) was kept"
+    return f"no checkpoint had been written yet ({last_path} does not exist)"

@@ -7,12 +7,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-
+from mlpgraph.devices import resolve_device
 from mlpgraph.errors import UserInputError
 from mlpgraph.models.refine import ROOT_DEPTHS
 
 REFINE_MODES = ("joint", "two_stage")
+
+__all__ = ["REFINE_MODES", "Recipe", "lr_after_epoch", "resolve_device"]
 
 
 @dataclass(frozen=True)
@@ -87,13 +88,3 @@ def lr_after_epoch(lr: float, epoch: int, recipe: Recipe) -> float:
     if epoch % recipe.large_decay_epoch == 0:
         return lr * (recipe.lr_decay if recipe.detected else recipe.lr_decay_large)
     return lr if recipe.detected else lr * recipe.lr_decay
-
-
-def resolve_device(name: str) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; anything else as ``torch.device(name)``."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(name)
-    except RuntimeError as exc:
-        raise UserInputError(f"recipe.device: {exc}") from None
