@@ -3,7 +3,7 @@
 The closure is computed statically from the stage script: every ``import`` anywhere in a module
 (functions included, so lazy imports count), followed through ``src/mlpgraph`` and ``stages/``,
 with the ``__init__.py`` of every package on the way (Python runs them) and the package data
-files a module reads. A module missing from a stage's ``deps`` would let an edit go unseen by
+files a module reads. ``python -m tests.test_stage_deps`` rewrites dvc.yaml's code deps to match. A module missing from a stage's ``deps`` would let an edit go unseen by
 both engines; a module listed but not imported would rerun the stage for nothing.
 """
 
@@ -123,6 +123,12 @@ def test_a_dependency_removed_from_a_stage_is_caught(stages):
         assert f"{stage.name}: add to deps: {removed}" in problems(broken)
 
 
+def test_the_fixer_restores_a_removed_dependency():
+    text = (ROOT / "dvc.yaml").read_text()
+    broken = text.replace("      - src/mlpgraph/errors.py\n", "", 1)
+    assert broken != text and fixed_dvc_yaml(broken) == fixed_dvc_yaml(text)
+
+
 def test_lazy_relative_and_package_imports_are_followed(tmp_path):
     names = imported_names(SRC / PACKAGE / "workflow.py")
     assert "mlpgraph.params" in names and "dvc.repo" in names  # the lazy DVC import inside a function
@@ -141,3 +147,38 @@ def test_stage_imports_stay_narrow(stages):
     for stage in stages:
         if stage.family in torch_free:
             assert not any("models" in p.parts or "training" in p.parts for p in closure(script_of(stage))), stage.name
+
+
+def fixed_dvc_yaml(text: str) -> str:
+    """``dvc.yaml`` with every deps list's code entries replaced by its stage script's closure.
+
+    A deps list belongs to the stage whose script (``stages/*.py``) it names; entries that are not
+    code (data, configs) keep their place ahead of the code.
+    """
+    lines, out, i = text.splitlines(), [], 0
+    while i < len(lines):
+        out.append(lines[i])
+        if lines[i].strip() != "deps:":
+            i += 1
+            continue
+        i += 1
+        block = []
+        while i < len(lines) and lines[i].lstrip().startswith("- "):
+            block.append(lines[i])
+            i += 1
+        entries = [line.lstrip()[2:] for line in block]
+        indent = block[0][: len(block[0]) - len(block[0].lstrip())] if block else ""
+        scripts = [e for e in entries if e.startswith("stages/") and e.endswith(".py")]
+        if len(scripts) == 1:
+            code = sorted(str(p.relative_to(ROOT)) for p in closure(ROOT / scripts[0]))
+            code.sort(key=lambda f: (not f.startswith("stages/"), f))
+            others = [e for e in entries if not e.startswith(("src/", "stages/"))]
+            entries = others + code
+        out.extend(f"{indent}- {entry}" for entry in entries)
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    # `python -m tests.test_stage_deps`: rewrite dvc.yaml's code deps to the import closures.
+    target = ROOT / "dvc.yaml"
+    target.write_text(fixed_dvc_yaml(target.read_text()))
