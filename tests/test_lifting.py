@@ -477,14 +477,15 @@ def _far_keypoints(value: float) -> np.ndarray:
 
 
 NON_FINITE_CASES = {
-    # keypoints of frame 3 so large the network overflows: with T=3 frames 2, 3 and 4 see them
+    # keypoints of frame 3 large enough to overflow the network (1e30) or the normalisation (1e300):
+    # the reader refuses them first, as points far outside the image
     "overflowing_keypoints": (
         "f3", dict(keypoints=_far_keypoints(1e30)), "input",
-        "the network's output is NaN or infinite for frames 2, 3, 4: their keypoints lie far outside the 1000 x 1000",
+        "'keypoints' has 1 points more than 1 image size outside the 1000 x 1000 image (first at frame 3",
     ),
     "keypoints_overflow_normalising": (
         "f3", dict(keypoints=_far_keypoints(1e300)), "input",
-        "keypoints of frame 3 are not finite once normalised by the 1000 x 1000 image",
+        "'keypoints' has 1 points more than 1 image size outside the 1000 x 1000 image (first at frame 3",
     ),
     "nan_weights": (
         "nan", dict(keypoints=_good_kp(6)), "checkpoint",

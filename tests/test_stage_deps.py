@@ -3,8 +3,9 @@
 The closure is computed statically from the stage script: every ``import`` anywhere in a module
 (functions included, so lazy imports count), followed through ``src/mlpgraph`` and ``stages/``,
 with the ``__init__.py`` of every package on the way (Python runs them) and the package data
-files a module reads. ``python -m tests.test_stage_deps`` rewrites dvc.yaml's code deps to match. A module missing from a stage's ``deps`` would let an edit go unseen by
+files a module reads. A module missing from a stage's ``deps`` would let an edit go unseen by
 both engines; a module listed but not imported would rerun the stage for nothing.
+``python -m tests.test_stage_deps`` rewrites dvc.yaml's code deps to match.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from mlpgraph.data.batches import flip_poses
 from mlpgraph.errors import UserInputError
 from mlpgraph.layouts import get_layout, root_relative
 from mlpgraph.models.refine import lifted_estimate, mean_bone_lengths
+from mlpgraph.outputs import MARKER
 from mlpgraph.training import (
     BEST,
     BEST_PENDING,
@@ -310,7 +311,7 @@ def test_weights_turned_non_finite_by_the_last_step_are_not_saved(data, tmp_path
     expected = r"epoch 1: the lifting network's tensor head\.bias became non-finite; no checkpoint had been written"
     with pytest.raises(TrainingDiverged, match=expected):
         train(model, data, Recipe(epochs=2, batch_size=32, device="cpu"), tmp_path, PAD)
-    assert calls["n"] == 5 and not any(tmp_path.iterdir())
+    assert calls["n"] == 5 and [p.name for p in tmp_path.iterdir()] in ([], [MARKER])
 
 
 def test_a_device_this_machine_lacks_is_one_line(data, tmp_path):
