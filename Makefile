@@ -10,6 +10,8 @@ TORCH_SPEC ?= torch==2.13.0
 PIP_EXTRA ?=
 CORES ?= all
 PYTEST_ARGS ?=
+# Parallel workers of pytest-xdist for test-fast (auto: one per core).
+TEST_WORKERS ?= auto
 
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -35,9 +37,10 @@ reproduce: $(STAMP)
 test: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# Unit tests only, for everyday work: no Snakemake/DVC/SLURM/torchrun end-to-end runs (marker `slow`).
+# Unit tests only, for everyday work: no Snakemake/DVC/SLURM/torchrun end-to-end runs (marker `slow`),
+# spread over TEST_WORKERS processes (each runs torch on one thread).
 test-fast: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m "not slow" -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

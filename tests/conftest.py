@@ -26,6 +26,14 @@ PIPELINE_FILES = (
 BIN = Path(sys.executable).parent
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (``make test-fast``) each worker runs torch on one thread: the workers share the cores."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
+
+
 def tool_env() -> dict[str, str]:
     """The environment for running the venv's tools (snakemake, dvc, mlpgraph) as subprocesses."""
     env = dict(os.environ)
