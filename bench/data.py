@@ -105,6 +105,23 @@ def vectorised_epoch(
             yield windows, data.poses_3d[idx]
 
 
+def check_paths_agree(
+    cpu: PoseArrays, dataset: PerItemWindows, release: ReleaseStyleWindows, pad: int
+) -> None:
+    """The per-item paths and the vectorised batch give the same windows (sequence ends included)."""
+    probe = torch.cat([cpu.sequences[:3, 0], cpu.sequences[:3].sum(1) - 1, torch.tensor([0])])
+    windows, targets = cpu.batch(probe, pad)
+    for k, i in enumerate(probe.tolist()):
+        item_window, item_target = dataset[i]
+        _cam, release_3d, release_2d, *_rest = release[i]
+        same_lean = torch.equal(item_window, windows[k]) and torch.equal(item_target, targets[k])
+        same_release = np.array_equal(release_2d, windows[k].numpy()) and np.array_equal(
+            release_3d[pad], targets[k].numpy()
+        )
+        if not (same_lean and same_release):
+            raise AssertionError(f"per-item and vectorised windows differ at sample {i}")
+
+
 def bench_gather(
     data: PoseArrays,
     source: str,
@@ -124,18 +141,7 @@ def bench_gather(
         cpu.poses_2d.numpy(), cpu.poses_3d.numpy(), cpu.seq_start.numpy(), cpu.seq_end.numpy(), pad
     )
     release = ReleaseStyleWindows(cpu.poses_2d.numpy(), cpu.poses_3d.numpy(), cpu.sequences.numpy(), pad)
-    probe = torch.cat([cpu.sequences[:3, 0], cpu.sequences[:3].sum(1) - 1, torch.tensor([0])])
-    windows, targets = cpu.batch(probe, pad)
-    for k, i in enumerate(probe.tolist()):
-        item_window, item_target = dataset[i]
-        _cam, release_3d, release_2d, *_rest = release[i]
-        same_lean = torch.equal(item_window, windows[k]) and torch.equal(item_target, targets[k])
-        same_release = np.array_equal(release_2d, windows[k].numpy()) and np.array_equal(
-            release_3d[pad], targets[k].numpy()
-        )
-        if not (same_lean and same_release):
-            raise AssertionError(f"per-item and vectorised windows differ at sample {i}")
-
+    check_paths_agree(cpu, dataset, release, pad)
     paths: dict[str, tuple[Callable[[int], Iterator[Any]], torch.device]] = {
         "per_item_release_cpu": (lambda seed: release_epoch(release, batch_size, seed), torch.device("cpu")),
         "per_item_window_only_cpu": (lambda seed: per_item_epoch(dataset, batch_size, seed), torch.device("cpu")),
@@ -169,18 +175,24 @@ def bench_gather(
         "frames": 2 * pad + 1,
         "repeats": repeats,
     }
+    return result | path_rates(runs, setup)
+
+
+def path_rates(runs: dict[str, list[float]], setup: dict[str, float]) -> dict[str, dict[str, Any]]:
+    """Each path's median samples/s, its runs, first-batch time and speed-ups over the per-item paths."""
     baseline = float(np.median(runs["per_item_release_cpu"]))
     lean = float(np.median(runs["per_item_window_only_cpu"]))
-    for key in paths:
-        rate = float(np.median(runs[key]))
-        result[key] = {
+    rates: dict[str, dict[str, Any]] = {}
+    for key, key_runs in runs.items():
+        rate = float(np.median(key_runs))
+        rates[key] = {
             "samples_per_s": rate,
-            "runs_samples_per_s": runs[key],
+            "runs_samples_per_s": key_runs,
             "first_batch_seconds": setup[key],
             "speedup": rate / baseline,
             "speedup_over_window_only": rate / lean,
         }
-    return result
+    return rates
 
 
 def bench_generate_preprocess(scales: list[str], workdir: Path) -> list[dict[str, Any]]:
