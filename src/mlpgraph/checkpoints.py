@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import os
 import pickle
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -163,6 +164,21 @@ def _check_entry(entry: Any, where: str) -> None:
             raise UserInputError(f"{where}.state_dict: entry {key!r} is {_a(value)}, not a tensor")
 
 
+# What torch's weights_only unpickler refused, inside its multi-paragraph advice.
+_REFUSED = re.compile(r"(Unsupported global: GLOBAL \S+|Unsupported operand \S+|unsupported GLOBAL \S+|"
+                      r"Unsupported class \S+)")  # fmt: skip
+
+
+def _unpickling_reason(exc: Exception) -> str:
+    """The one informative phrase of a refused ``weights_only`` load (its first line when none is found)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    found = _REFUSED.search(text)
+    if found:
+        return found.group(1)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
 def load_tensors(path: str | os.PathLike[str]) -> Any:
     """``torch.load(path, weights_only=True)`` on CPU, with one-line errors for unreadable or unsafe files."""
     path = Path(path)
@@ -171,8 +187,9 @@ def load_tensors(path: str | os.PathLike[str]) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserInputError(f"{path}: refused to load (only tensors and plain values are allowed): {first}") from None
+        raise UserInputError(
+            f"{path}: refused to load (only tensors and plain values are allowed): {_unpickling_reason(exc)}"
+        ) from None
     except Exception as exc:  # any failure to decode an untrusted file is the file's fault, not a bug
         raise UserInputError(f"{path}: not a readable PyTorch file ({type(exc).__name__}: {exc})") from None
 
