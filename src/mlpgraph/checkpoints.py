@@ -116,8 +116,9 @@ def check_checkpoint(content: Any, path: str | os.PathLike[str]) -> None:
     if not isinstance(content, dict) or "networks" not in content:
         raise UserInputError(f"{path}: not an mlpgraph checkpoint (no 'networks' entry)")
     version = content.get("format_version")
-    if version != CHECKPOINT_VERSION:
-        raise UserInputError(f"{path}: checkpoint format_version {version}, this mlpgraph reads {CHECKPOINT_VERSION}")
+    if type(version) is not int or version != CHECKPOINT_VERSION:  # a tensor here would compare element-wise
+        shown = version if type(version) is int or version is None else _a(version)
+        raise UserInputError(f"{path}: checkpoint format_version {shown}, this mlpgraph reads {CHECKPOINT_VERSION}")
     networks = _mapping(content["networks"], f"{path}: networks")
     if not networks:
         raise UserInputError(f"{path}: networks is empty; expected at least the lifting network under 'model'")

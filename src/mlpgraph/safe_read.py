@@ -26,6 +26,7 @@ import json
 import math
 import os
 import pickletools
+import tokenize
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -102,7 +103,7 @@ def read_npy_header(stream: io.BufferedIOBase, where: str, member_size: int) -> 
             raise UserInputError(f"{where}: unsupported .npy format version {version}")
     except UserInputError:
         raise
-    except (ValueError, TypeError, SyntaxError, EOFError, OSError) as exc:
+    except (ValueError, TypeError, SyntaxError, EOFError, OSError, tokenize.TokenError, RecursionError) as exc:
         raise UserInputError(f"{where}: malformed .npy header ({type(exc).__name__}: {exc})") from None
     if any(dim < 0 for dim in shape):
         raise UserInputError(f"{where}: .npy header declares a negative dimension {shape}")
