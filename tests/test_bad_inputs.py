@@ -11,9 +11,11 @@ import argparse
 import contextlib
 import importlib.util
 import os
+import resource
 import shutil
 import subprocess
 import sys
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ from cases import CAMS, CASES, CKPT, INPUT, OUT, PARAMS, PROCESSED, RAW2D, RAW3D
 
 sys.path.remove(str(BAD))
 RAW_NAMES = {RAW3D: "data_3d_h36m.npz", RAW2D: "data_2d_h36m_gt.npz", CAMS: "cameras.json"}
+MEMORY_LIMIT = 200 * 1024 * 1024
 SCRIPTS = {"make_corpus.py", "cases.py", "corpus_inputs.py", "corpus_models.py", "README.md"}
 
 
@@ -142,6 +145,34 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(
     assert "Traceback" not in err
     assert case.fragment in err, err
     assert _snapshot(tmp_path) == before  # no output, no user file changed, no PWNED
+
+
+# The largest files of each kind, and the lies about sizes: measured one by one (tracemalloc slows a call).
+MEASURED = ["cameras_deep_nesting.json", "h5_compressed.h5", "raw3d_string_dtype.npz", "ckpt_meta_numpy_array.pt",
+            "raw3d_huge_declared_shape.npz", "raw3d_decoded_size_lie.npz", "ckpt_legacy_pickle_4gb_string.pt",
+            "params_alias_bomb.yaml"]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", MEASURED)
+def test_memory_of_the_largest_and_lying_files(
+    name: str, good: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """Python allocations of one refusal stay under MEMORY_LIMIT (tests/data/bad/README.md quotes the peaks)."""
+    case = next(case for case in CASES if case.file == name)
+    monkeypatch.chdir(tmp_path)
+    arguments = _prepare(case, good, tmp_path)
+    _run(arguments, monkeypatch)  # imports and caches warm: the measured call is the reading alone
+    capsys.readouterr()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    tracemalloc.start()
+    try:
+        assert _run(arguments, monkeypatch) == 2
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss) * 1024
+    print(f"{name}: peak {peak / 2**20:.2f} MB traced, peak RSS +{grown / 2**20:.1f} MB", file=sys.__stdout__)
+    assert peak < MEMORY_LIMIT and grown < MEMORY_LIMIT
 
 
 def test_every_corpus_file_is_a_case() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import resource
 import tempfile
 import tracemalloc
@@ -33,8 +34,9 @@ from mlpgraph.user_keypoints.reading import read_keypoints
 
 pytestmark = pytest.mark.fuzz
 MEMORY_LIMIT = 200 * 1024 * 1024
+# MLPGRAPH_FUZZ_EXAMPLES raises the examples per test for a deeper local run (the suite's default: 60).
 FUZZ = settings(
-    max_examples=60,
+    max_examples=int(os.environ.get("MLPGRAPH_FUZZ_EXAMPLES", "60")),
     deadline=None,
     derandomize=True,  # the same examples on every run: CI is reproducible
     database=None,

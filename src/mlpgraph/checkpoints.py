@@ -16,6 +16,7 @@ non-finite tensors (:class:`NonFiniteTensorError`).
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import pickle
@@ -186,7 +187,12 @@ def load_tensors(path: str | os.PathLike[str]) -> Any:
     if not path.is_file():
         raise UserInputError(f"{path}: file not found")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        # A legacy (non-zip) file is a bare pickle whose length fields a reader trusts: read from
+        # memory, a declared 4 GB string costs only the file's bytes.
+        with open(path, "rb") as handle:
+            zipped = handle.read(4) == b"PK\x03\x04"
+        source = path if zipped else io.BytesIO(path.read_bytes())
+        return torch.load(source, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise UserInputError(
             f"{path}: refused to load (only tensors and plain values are allowed): {_unpickling_reason(exc)}"

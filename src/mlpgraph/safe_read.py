@@ -107,6 +107,8 @@ def read_npy_header(stream: io.BufferedIOBase, where: str, member_size: int) -> 
         raise UserInputError(f"{where}: malformed .npy header ({type(exc).__name__}: {exc})") from None
     if any(dim < 0 for dim in shape):
         raise UserInputError(f"{where}: .npy header declares a negative dimension {shape}")
+    if math.prod(max(dim, 1) for dim in shape) * max(dtype.itemsize, 1) > np.iinfo(np.intp).max:
+        raise UserInputError(f"{where}: .npy header declares an impossible shape {shape} (too large for any array)")
     if not dtype.hasobject:
         declared = math.prod(shape) * dtype.itemsize
         if declared > member_size:

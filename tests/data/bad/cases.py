@@ -47,6 +47,12 @@ CASES: list[Case] = [
         "[key positions_3d]: .npy header declares a negative dimension (-1, 3)",
     ),
     Case(
+        "raw3d_impossible_shape.npz",
+        RAW3D,
+        "header declares (0, 34635, 5768582, 5770527): 0 bytes, but numpy cannot build it (found by fuzzing)",
+        "[key positions_3d]: .npy header declares an impossible shape",
+    ),
+    Case(
         "raw3d_npy_version_9.npz",
         RAW3D,
         ".npy format version 9.0",
@@ -412,6 +418,12 @@ CASES: list[Case] = [
         CKPT,
         "the first half of a valid checkpoint",
         "not a readable PyTorch file (OSError: [Errno 22] Invalid argument)",
+    ),
+    Case(
+        "ckpt_legacy_pickle_4gb_string.pt",
+        CKPT,
+        "5 bytes: a bare pickle declaring a 4 GB string (read from memory, not allocated; found by fuzzing)",
+        "not a readable PyTorch file (EOFError",
     ),
     Case(
         "ckpt_random_bytes.pt",

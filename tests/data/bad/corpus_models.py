@@ -89,6 +89,7 @@ def checkpoint_files() -> dict[str, bytes]:
     files = {name: torch_bytes(content, name) for name, content in cases.items()}
     files["ckpt_truncated.pt"] = good[: len(good) // 2]
     files["ckpt_random_bytes.pt"] = np.random.default_rng(5).bytes(4096)
+    files["ckpt_legacy_pickle_4gb_string.pt"] = b"X\xff\xff\xff\xff"  # a bare pickle declaring a 4 GB string
     return files
 
 

@@ -126,6 +126,9 @@ def raw_3d_files(raw: dict[str, Any]) -> dict[str, bytes]:
         "raw3d_pickle_os_system.npz": npz({"positions_3d": pickled(EXPLOIT)}),
         "raw3d_huge_declared_shape.npz": npz({"positions_3d": npy_header(huge)}),
         "raw3d_negative_dimension.npz": npz({"positions_3d": npy_header({**huge, "shape": (-1, 3)})}),
+        "raw3d_impossible_shape.npz": npz(
+            {"positions_3d": npy_header({**huge, "shape": (0, 34635, 5768582, 5770527)})}
+        ),
         "raw3d_npy_version_9.npz": npz({"positions_3d": npy_header(huge, version=(9, 0))}),
         "raw3d_decoded_size_lie.npz": declared_size_lie(good, 2**31),
         "raw3d_truncated.npz": good[: len(good) // 2],
