@@ -157,7 +157,7 @@ MEASURED = ["cameras_deep_nesting.json", "h5_compressed.h5", "raw3d_string_dtype
 def test_memory_of_the_largest_and_lying_files(
     name: str, good: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
-    """Python allocations of one refusal stay under MEMORY_LIMIT (tests/data/bad/README.md quotes the peaks)."""
+    """Python allocations of one refusal stay under MEMORY_LIMIT (run with -s to see the peaks)."""
     case = next(case for case in CASES if case.file == name)
     monkeypatch.chdir(tmp_path)
     arguments = _prepare(case, good, tmp_path)
