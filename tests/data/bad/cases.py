@@ -65,6 +65,12 @@ CASES: list[Case] = [
         "its members decode to 2048.0 MB, over the 1024 MB limit (set the environment variable MLPGRAPH_MAX_DECODED_MB",
     ),
     Case(
+        "raw3d_zip_version_84.npz",
+        RAW3D,
+        "zip directory asks for zip version 8.4 (found by fuzzing: NotImplementedError)",
+        "not a readable .npz archive (zip file version 8.4)",
+    ),
+    Case(
         "raw3d_truncated.npz",
         RAW3D,
         "the first half of a valid archive",
@@ -193,6 +199,12 @@ CASES: list[Case] = [
         INPUT,
         "header declares 10^6 frames in 16 bytes",
         "[key keypoints]: .npy header declares a (1000000, 16, 2) float64 array (244.1 MB)",
+    ),
+    Case(
+        "kp_zip_name_not_utf8.npz",
+        INPUT,
+        "member name flagged UTF-8 but not (UnicodeDecodeError before the fix)",
+        "not a readable .npz archive (UnicodeDecodeError",
     ),
     Case(
         "kp_missing_keypoints.npz",

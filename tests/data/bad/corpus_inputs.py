@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import numpy as np
-from make_corpus import EXPLOIT, H, W, figure, npy, npy_header, npz, pickled
+from make_corpus import EXPLOIT, H, W, figure, npy, npy_header, npz, pickled, utf8_name_lie
 
 # COCO-17 has 17 joints; the corpus checkpoint's layout (h36m16) has 16.
 KP = figure(4, 16, 2, seed=2, low=100, high=900)
@@ -27,6 +27,7 @@ def keypoint_files() -> dict[str, bytes]:
     return {
         "kp_pickled_keypoints.npz": npz({"keypoints": pickled(EXPLOIT), "width": npy(W), "height": npy(H)}),
         "kp_huge_declared_shape.npz": npz({"keypoints": npy_header(huge), "width": npy(W), "height": npy(H)}),
+        "kp_zip_name_not_utf8.npz": utf8_name_lie(npz({"keypoints": npy(KP)})),
         "kp_missing_keypoints.npz": npz({"width": npy(W), "height": npy(H)}),
         "kp_missing_size.npz": npz({"keypoints": npy(KP)}),
         "kp_wrong_joints.npz": kp(KP[:, :5]),

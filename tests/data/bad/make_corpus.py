@@ -76,6 +76,19 @@ def declared_size_lie(data: bytes, size: int) -> bytes:
     return data[: at + 24] + struct.pack("<I", size) + data[at + 28 :]
 
 
+def zip_version_lie(data: bytes) -> bytes:
+    """``data`` (a one-member zip) whose central directory asks for zip version 8.4 to extract."""
+    at = data.rfind(b"PK\x01\x02")
+    return data[: at + 6] + struct.pack("<H", 84) + data[at + 8 :]
+
+
+def utf8_name_lie(data: bytes) -> bytes:
+    """``data`` (a one-member zip) whose member name is flagged UTF-8 but starts with byte 0xff."""
+    at = data.rfind(b"PK\x01\x02")
+    flags = struct.unpack("<H", data[at + 8 : at + 10])[0] | 0x800
+    return data[: at + 8] + struct.pack("<H", flags) + data[at + 10 : at + 46] + b"\xff" + data[at + 47 :]
+
+
 def figure(frames: int, joints: int, dims: int, seed: int, low: float, high: float) -> np.ndarray:
     """Seeded float32 coordinates in ``[low, high)``."""
     return np.random.default_rng(seed).uniform(low, high, (frames, joints, dims)).astype(np.float32)
@@ -131,6 +144,7 @@ def raw_3d_files(raw: dict[str, Any]) -> dict[str, bytes]:
         ),
         "raw3d_npy_version_9.npz": npz({"positions_3d": npy_header(huge, version=(9, 0))}),
         "raw3d_decoded_size_lie.npz": declared_size_lie(good, 2**31),
+        "raw3d_zip_version_84.npz": zip_version_lie(npz({"positions_3d": npy(held(p3d))})),
         "raw3d_truncated.npz": good[: len(good) // 2],
         "raw3d_not_a_zip.npz": b"this is a text file, not an .npz archive\n",
         "raw3d_empty_archive.npz": npz({}),
