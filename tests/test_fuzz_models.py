@@ -154,3 +154,18 @@ def test_params_loader_on_edited_structures(scratch: Path, edits: list[tuple[int
 )
 def test_params_loader_on_random_and_mutated_text(scratch: Path, data: bytes) -> None:
     _load(scratch, data)
+
+
+CONFIG_KEYS = [*sorted(GOOD_CHECKPOINT["networks"]["model"]["config"]), "num_heads", "dropout", "extra"]
+CONFIG_VALUES = st.integers(-2, 40) | st.integers(0, 70000) | st.floats(-1, 2) | SCALARS
+CONFIG_VALUES = CONFIG_VALUES | st.sampled_from(["h36m17", "h36m16", "graph", "diagonal", "mlpgraph"])
+
+
+@FUZZ
+@given(changes=st.dictionaries(st.sampled_from(CONFIG_KEYS), CONFIG_VALUES, min_size=1, max_size=3))
+def test_checkpoint_loader_on_edited_configs(scratch: Path, changes: dict[str, Any]) -> None:
+    """A config that does not match its tensors (or builds no network) is refused before allocating."""
+    content = copy.deepcopy(GOOD_CHECKPOINT)
+    content["networks"]["model"]["config"].update(changes)
+    torch.save(content, scratch / "m.pt")
+    bounded(lambda: networks_from_checkpoint(scratch / "m.pt"))
