@@ -42,6 +42,8 @@ FUZZ = settings(
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
+# The file readers are fast: three times the examples.
+FUZZ_MANY = settings(FUZZ, max_examples=3 * FUZZ.max_examples)
 W, H = 1000.0, 1002.0
 
 
@@ -125,21 +127,21 @@ def read_npz_both(path: Path) -> None:
     bounded(lambda: read_keypoints(path, H36M16))
 
 
-@FUZZ
+@FUZZ_MANY
 @given(data=st.binary(max_size=2048) | st.binary(max_size=64).map(lambda b: b"PK\x03\x04" + b))
 def test_npz_readers_on_random_bytes(scratch: Path, data: bytes) -> None:
     (scratch / "f.npz").write_bytes(data)
     read_npz_both(scratch / "f.npz")
 
 
-@FUZZ
+@FUZZ_MANY
 @given(data=st.sampled_from(NPZ_FILES).flatmap(mutated))
 def test_npz_readers_on_mutated_archives(scratch: Path, data: bytes) -> None:
     (scratch / "f.npz").write_bytes(data)
     read_npz_both(scratch / "f.npz")
 
 
-@FUZZ
+@FUZZ_MANY
 @given(
     key=st.sampled_from(sorted(KP_MEMBERS) + sorted(COMMUNITY_MEMBERS)),
     member=st.sampled_from([*KP_MEMBERS.values(), *COMMUNITY_MEMBERS.values()]).flatmap(mutated),
@@ -160,7 +162,7 @@ HEADER = st.fixed_dictionaries(
 )
 
 
-@FUZZ
+@FUZZ_MANY
 @given(header=HEADER, payload=st.binary(max_size=512), version=st.sampled_from([(1, 0), (2, 0), (3, 0)]))
 def test_npz_readers_on_random_npy_headers(scratch: Path, header: dict[str, Any], payload: bytes, version: Any) -> None:
     text = repr(header).encode("latin1", "replace")
@@ -219,7 +221,7 @@ def _good_coco() -> bytes:
     ).encode()
 
 
-@FUZZ
+@FUZZ_MANY
 @given(content=COCO_DOCS, size=st.booleans())
 def test_coco_reader_on_random_structures(content: Any, size: bool) -> None:
     text = json.dumps(content)  # NaN / Infinity become literals: parse_json must refuse them
@@ -227,7 +229,7 @@ def test_coco_reader_on_random_structures(content: Any, size: bool) -> None:
     bounded(lambda: read_coco_json(parse_json(text, "c.json"), "c.json", *sizes))
 
 
-@FUZZ
+@FUZZ_MANY
 @given(data=mutated(_good_coco()))
 def test_coco_reader_on_mutated_files(scratch: Path, data: bytes) -> None:
     (scratch / "c.json").write_bytes(data)
