@@ -33,7 +33,7 @@ from cases import CAMS, CASES, CKPT, INPUT, OUT, PARAMS, PROCESSED, RAW2D, RAW3D
 sys.path.remove(str(BAD))
 RAW_NAMES = {RAW3D: "data_3d_h36m.npz", RAW2D: "data_2d_h36m_gt.npz", CAMS: "cameras.json"}
 MEMORY_LIMIT = 200 * 1024 * 1024
-SCRIPTS = {"make_corpus.py", "cases.py", "corpus_inputs.py", "corpus_models.py", "README.md"}
+SCRIPTS = {"make_corpus.py", "cases.py", "cases.tsv", "corpus_inputs.py", "corpus_models.py", "README.md"}
 
 
 def _stage(name: str) -> Any:
