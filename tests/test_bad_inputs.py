@@ -194,3 +194,17 @@ def test_make_corpus_regenerates_the_committed_bytes(tmp_path: Path) -> None:
     committed = {name: (BAD / name).read_bytes() for name in regenerated}
     changed = sorted(name for name in regenerated if regenerated[name] != committed[name])
     assert not changed, f"make_corpus.py no longer writes the committed bytes of {changed}; rerun it and commit"
+
+
+def test_huge_params_file_is_refused_before_reading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """Made here, not committed: a 5 MB (sparse) params.yaml, over the 4 MB a parameters file may have."""
+    monkeypatch.chdir(tmp_path)
+    with open(tmp_path / "params.yaml", "wb") as handle:
+        handle.write(b"preset: tiny\n")
+        handle.truncate(5 * 1024 * 1024)
+    assert _run(["fetch", "--params", "params.yaml", "--out", "raw"], monkeypatch) == 2
+    err = capsys.readouterr().err
+    assert err == "fetch: error: params.yaml: 5242880 bytes, over the 4194304 bytes a parameters file may have\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
