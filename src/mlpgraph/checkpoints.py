@@ -16,9 +16,11 @@ non-finite tensors (:class:`NonFiniteTensorError`).
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import pickle
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -115,8 +117,9 @@ def check_checkpoint(content: Any, path: str | os.PathLike[str]) -> None:
     if not isinstance(content, dict) or "networks" not in content:
         raise UserInputError(f"{path}: not an mlpgraph checkpoint (no 'networks' entry)")
     version = content.get("format_version")
-    if version != CHECKPOINT_VERSION:
-        raise UserInputError(f"{path}: checkpoint format_version {version}, this mlpgraph reads {CHECKPOINT_VERSION}")
+    if type(version) is not int or version != CHECKPOINT_VERSION:  # a tensor here would compare element-wise
+        shown = version if type(version) is int or version is None else _a(version)
+        raise UserInputError(f"{path}: checkpoint format_version {shown}, this mlpgraph reads {CHECKPOINT_VERSION}")
     networks = _mapping(content["networks"], f"{path}: networks")
     if not networks:
         raise UserInputError(f"{path}: networks is empty; expected at least the lifting network under 'model'")
@@ -163,16 +166,37 @@ def _check_entry(entry: Any, where: str) -> None:
             raise UserInputError(f"{where}.state_dict: entry {key!r} is {_a(value)}, not a tensor")
 
 
+# What torch's weights_only unpickler refused, inside its multi-paragraph advice.
+_REFUSED = re.compile(r"(Unsupported global: GLOBAL \S+|Unsupported operand \S+|unsupported GLOBAL \S+|"
+                      r"Unsupported class \S+)")  # fmt: skip
+
+
+def _unpickling_reason(exc: Exception) -> str:
+    """The one informative phrase of a refused ``weights_only`` load (its first line when none is found)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    found = _REFUSED.search(text)
+    if found:
+        return found.group(1)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
 def load_tensors(path: str | os.PathLike[str]) -> Any:
     """``torch.load(path, weights_only=True)`` on CPU, with one-line errors for unreadable or unsafe files."""
     path = Path(path)
     if not path.is_file():
         raise UserInputError(f"{path}: file not found")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        # A legacy (non-zip) file is a bare pickle whose length fields a reader trusts: read from
+        # memory, a declared 4 GB string costs only the file's bytes.
+        with open(path, "rb") as handle:
+            zipped = handle.read(4) == b"PK\x03\x04"
+        source = path if zipped else io.BytesIO(path.read_bytes())
+        return torch.load(source, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserInputError(f"{path}: refused to load (only tensors and plain values are allowed): {first}") from None
+        raise UserInputError(
+            f"{path}: refused to load (only tensors and plain values are allowed): {_unpickling_reason(exc)}"
+        ) from None
     except Exception as exc:  # any failure to decode an untrusted file is the file's fault, not a bug
         raise UserInputError(f"{path}: not a readable PyTorch file ({type(exc).__name__}: {exc})") from None
 

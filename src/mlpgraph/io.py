@@ -17,7 +17,6 @@ import math
 import os
 import pickle
 import zipfile
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ import numpy as np
 
 from mlpgraph.errors import UserInputError
 from mlpgraph.outputs import atomic_path
-from mlpgraph.safe_read import check_archive_size, check_pickle_size, read_npy_header
+from mlpgraph.safe_read import ZIP_ERRORS, check_archive_size, check_pickle_size, read_npy_header
 
 _LATIN1_NAMES = ("latin1", "latin-1", "latin_1", "iso-8859-1", "iso8859-1", "iso8859_1", "l1")
 
@@ -111,7 +110,7 @@ def load_community_npz(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise UserInputError(f"{path}: file not found")
     try:
         archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
+    except ZIP_ERRORS as exc:
         raise UserInputError(f"{path}: not a readable .npz archive ({exc})") from None
     content: dict[str, Any] = {}
     with archive:
@@ -123,7 +122,7 @@ def load_community_npz(path: str | os.PathLike[str]) -> dict[str, Any]:
             try:
                 with archive.open(info) as raw:
                     value = _read_member(io.BufferedReader(raw), where, info.file_size, cap)
-            except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError, zlib.error) as exc:
+            except ZIP_ERRORS as exc:
                 raise UserInputError(f"{where}: unreadable archive member ({type(exc).__name__}: {exc})") from None
             if isinstance(value, np.ndarray) and value.dtype.hasobject and value.ndim == 0:
                 value = value.item()

@@ -16,6 +16,7 @@ import copy
 import difflib
 import os
 import re
+import reprlib
 import types
 import typing
 from collections.abc import Mapping
@@ -30,6 +31,12 @@ from mlpgraph.params_schema import MODEL_ARGS, PATTERN_MEANINGS, Params
 
 PRESETS_DIR = "configs"
 MISSING = object()
+# The largest parameters file read (the repository's is a few kB).
+MAX_YAML_BYTES = 4 * 1024 * 1024
+# A wrong value is quoted shortened: a YAML alias "bomb" shares one list many times over and
+# would print as gigabytes.
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict, _SHORT.maxstring, _SHORT.maxother = 2, 6, 6, 80, 80
 
 
 def with_defaults(values: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
@@ -53,10 +60,18 @@ def with_defaults(values: Mapping[str, Any], defaults: Mapping[str, Any]) -> dic
 def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     """A YAML mapping from ``path``, with one-line errors naming the file."""
     path = Path(path)
+    if not path.is_file():
+        raise UserInputError(f"{path}: file not found")
+    if path.stat().st_size > MAX_YAML_BYTES:
+        raise UserInputError(
+            f"{path}: {path.stat().st_size} bytes, over the {MAX_YAML_BYTES} bytes a parameters file may have"
+        )
     try:
-        content = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise UserInputError(f"{path}: file not found") from None
+        content = yaml.safe_load(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise UserInputError(f"{path}: invalid YAML (not UTF-8 text)") from None
+    except RecursionError:
+        raise UserInputError(f"{path}: invalid YAML (nested too deeply)") from None
     except yaml.YAMLError as exc:
         raise UserInputError(f"{path}: invalid YAML ({' '.join(str(exc).split())})") from None
     if content is None:
@@ -181,7 +196,7 @@ def describe_error(error: Mapping[str, Any], sources: list[tuple[Path, Mapping[s
         return f"{file}: {key}: {message}"
     if kind == "string_pattern_mismatch":
         message = f"expected {PATTERN_MEANINGS.get(error['ctx']['pattern'], error['ctx']['pattern'])}"
-    return f"{file}: {key}: {message[0].lower() + message[1:]}, got {error.get('input')!r}"
+    return f"{file}: {key}: {message[0].lower() + message[1:]}, got {_SHORT.repr(error.get('input'))}"
 
 
 def _suggestion(key: str, fields: list[str]) -> str:

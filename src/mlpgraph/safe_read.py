@@ -26,7 +26,9 @@ import json
 import math
 import os
 import pickletools
+import tokenize
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,9 @@ MAX_JSON_INT = 2**63 - 1
 # Memory per object a pickle may build (a small tuple, an int and its memo entry): a pickle may
 # create at most cap / this many objects, so unpickling stays within a small multiple of the cap.
 BYTES_PER_PICKLE_OBJECT = 64
+# What zipfile raises on a damaged archive: a bad directory, an unknown zip version or compression,
+# a name flagged UTF-8 that is not, a corrupt deflate stream.
+ZIP_ERRORS = (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError, UnicodeDecodeError, zlib.error)
 
 
 def cap_bytes(env: str, default_mb: int) -> int:
@@ -102,10 +107,12 @@ def read_npy_header(stream: io.BufferedIOBase, where: str, member_size: int) -> 
             raise UserInputError(f"{where}: unsupported .npy format version {version}")
     except UserInputError:
         raise
-    except (ValueError, TypeError, SyntaxError, EOFError, OSError) as exc:
+    except (ValueError, TypeError, SyntaxError, EOFError, OSError, tokenize.TokenError, RecursionError) as exc:
         raise UserInputError(f"{where}: malformed .npy header ({type(exc).__name__}: {exc})") from None
     if any(dim < 0 for dim in shape):
         raise UserInputError(f"{where}: .npy header declares a negative dimension {shape}")
+    if math.prod(max(dim, 1) for dim in shape) * max(dtype.itemsize, 1) > np.iinfo(np.intp).max:
+        raise UserInputError(f"{where}: .npy header declares an impossible shape {shape} (too large for any array)")
     if not dtype.hasobject:
         declared = math.prod(shape) * dtype.itemsize
         if declared > member_size:
@@ -149,7 +156,7 @@ def check_npz(path: str | os.PathLike[str]) -> None:
                         read_npy_header(io.BufferedReader(raw), f"{where} [key {info.filename[:-4]}]", info.file_size)
     except UserInputError:
         raise
-    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError) as exc:
+    except ZIP_ERRORS as exc:
         raise UserInputError(f"{where}: not a readable .npz archive ({type(exc).__name__}: {exc})") from None
 
 

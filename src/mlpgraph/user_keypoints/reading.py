@@ -8,7 +8,6 @@ optionally, ``scores`` (T, J). COCO-17 keypoint JSON is read by :func:`mlpgraph.
 from __future__ import annotations
 
 import os
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import numpy as np
 from mlpgraph.cameras import check_in_image
 from mlpgraph.errors import UserInputError
 from mlpgraph.layouts import SkeletonLayout
-from mlpgraph.safe_read import JsonSyntaxError, check_npz, load_json
+from mlpgraph.safe_read import ZIP_ERRORS, JsonSyntaxError, check_npz, load_json
 from mlpgraph.user_keypoints.coco import read_coco_json
 from mlpgraph.user_keypoints.sequence import Keypoints2D, positive_size, resolve_image_size
 
@@ -92,7 +91,7 @@ def _load_npz(path: str | os.PathLike[str], size_given: bool) -> dict[str, np.nd
         raise
     except ValueError as exc:  # numpy refuses object (pickled) members with allow_pickle=False
         raise UserInputError(f"{where}: refused to read the .npz ({exc})") from None
-    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+    except (*ZIP_ERRORS, KeyError) as exc:
         raise UserInputError(f"{where}: not a readable .npz archive ({type(exc).__name__}: {exc})") from None
 
 
