@@ -196,6 +196,14 @@ def snakemake_would_run(repo: Path, target: str) -> set[str]:
     return set(re.findall(r"^(?:local)?rule (\S+):$", out, flags=re.MULTILINE))
 
 
+def writing(folder: Path, proc: subprocess.Popen[bytes], inside: str = "") -> Callable[[], bool]:
+    """Whether ``proc`` has a temporary in ``folder`` (holding ``inside``, if given)."""
+    return lambda: any(
+        name.split("-")[-2] == str(proc.pid) and (not inside or (folder / name / inside).exists())
+        for name in temporaries(folder)
+    )
+
+
 def temps_of_killed(folder: Path, pid: int) -> None:
     """Every temporary in ``folder`` is the last killed process's: a rerun removed the earlier ones."""
     assert all(name.split("-")[-2] == str(pid) for name in temporaries(folder)), temporaries(folder)
@@ -214,11 +222,7 @@ def test_fetch_killed_anywhere_then_rerun_writes_the_same_raw_folder(pipeline):
     points = [("temp", rng.uniform(0.0, 1.5)), ("temp", rng.uniform(1.5, 4.0)), ("manifest", 0.0)]
     for kind, delay in points:
         proc = start(repo, command, log)
-        if kind == "temp":
-            ready = lambda: bool(temporaries(repo / "data"))  # noqa: E731
-        else:
-            ready = lambda: any((repo / "data").glob(".tmp-raw-new-*/manifest.json"))  # noqa: E731
-        if kill_when(proc, ready, delay):
+        if kill_when(proc, writing(repo / "data", proc, "manifest.json" if kind == "manifest" else ""), delay):
             killed += 1
             temps_of_killed(repo / "data", proc.pid)
         if (repo / "data/raw").exists():  # killed after the rename: the whole folder, or nothing
@@ -241,14 +245,14 @@ def test_preprocess_killed_anywhere_then_rerun_writes_the_same_file(pipeline):
     out.unlink()
     for delay in (rng.uniform(0.0, 0.2), rng.uniform(0.2, 0.6)):
         proc = start(repo, command, log)
-        if kill_when(proc, lambda: bool(temporaries(out.parent)), delay):
+        if kill_when(proc, writing(out.parent, proc), delay):
             killed += 1
             temps_of_killed(out.parent, proc.pid)
         if out.exists():
             assert sha256(out) == sha256(reference / PROCESSED)
             out.unlink()
     assert killed >= 1 and not out.exists()
-    assert "preprocess" in snakemake_would_run(repo, PROCESSED)
+    assert "preprocess__gt" in snakemake_would_run(repo, PROCESSED)
     finish(repo, command, log)
     assert sha256(out) == sha256(reference / PROCESSED) and temporaries(out.parent) == []
     assert dvc_changed(repo, "preprocess@gt") == {}
