@@ -18,6 +18,7 @@ import random
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -146,7 +147,8 @@ def differences(a: Any, b: Any, where: str = "") -> list[str]:
 def pipeline(tmp_path_factory) -> tuple[Path, Path]:
     """A tiny pipeline repository after ``dvc repro`` of one training (gt keypoints), and a copy of its outputs."""
     repo = make_pipeline_repo(tmp_path_factory.mktemp("interrupt"), experiments=(EXPERIMENT,))
-    set_params(repo, **{"data.keypoints": ["gt"], "train.epochs": 2})
+    small = {"data.keypoints": ["gt"], "data.train_subjects": ["S1"], "data.test_subjects": ["S9"], "train.epochs": 2}
+    set_params(repo, **small)  # one subject each: a training of seconds
     run(["git", "commit", "-qam", "gt only"], repo)
     run(["dvc", "repro", f"train_spatial@{EXPERIMENT}"], repo)
     reference = repo.parent / "reference"
@@ -269,10 +271,16 @@ def test_training_killed_anywhere_then_rerun_resumes_to_the_same_checkpoints(pip
     shutil.rmtree(repo / MODELS)
     for name in (SUMMARY, CURVE):
         (repo / name).unlink()
-    proc = start(repo, command, log)  # while starting up or in the first epoch
-    assert kill_when(proc, lambda: True, rng.uniform(2.0, 6.0))
+    proc = start(repo, command, log)  # in the first epoch: the folder is claimed, nothing saved yet
+    assert kill_when(proc, lambda: (repo / MODELS / MARKER).exists(), rng.uniform(0.0, 2.0))
+    proc = start(repo, command, log)  # while it writes its first checkpoint
+    assert kill_when(proc, writing(repo / MODELS, proc), 0.0)
+    if not temporaries(repo / MODELS):  # it got past the rename: leave what a kill a moment earlier would
+        tag = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+        (repo / MODELS / f".tmp-last.pt-new-{tag}-{proc.pid}-x").write_bytes(b"half a checkpoint")
     proc = start(repo, command, log)  # after epoch 1's checkpoint, in epoch 2
     assert kill_when(proc, lambda: (repo / MODELS / "last.pt").exists(), rng.uniform(0.0, 1.0))
+    temps_of_killed(repo / MODELS, proc.pid)  # claiming the folder removed the earlier run's temporaries
     assert not (repo / SUMMARY).exists() and not (repo / MODELS / "final.pt").exists()
     assert load_checkpoint(repo / MODELS / "last.pt")["meta"]["epoch"] == 1
     changed = dvc_changed(repo, f"train_spatial@{EXPERIMENT}")[f"train_spatial@{EXPERIMENT}"]
