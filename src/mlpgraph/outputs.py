@@ -17,6 +17,9 @@ Every writer in the package goes through :func:`atomic_outputs` (or :func:`atomi
 * :func:`atomic_outputs` writes every output under a temporary sibling name and renames them
   into place only when the whole block succeeded; a failure leaves none of the new outputs and
   every earlier file as it was (an output whose temporary was never written is left alone).
+* A temporary's name (``.tmp-<name>-<new|old>-<host>-<pid>-*``) names its writer; a killed one's are
+  removed by the next write of that output and by :func:`output_folder` (a stale backup of a
+  missing output is put back), so nothing half-written is taken for an output or piles up.
 
 Each refusal is a one-line :class:`~mlpgraph.errors.UserInputError` naming the path.
 """
@@ -24,10 +27,13 @@ Each refusal is a one-line :class:`~mlpgraph.errors.UserInputError` naming the p
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
+import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -226,12 +232,64 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def _host_tag() -> str:
+    """A short, file-name-safe tag of this machine (temporaries on a shared file system stay apart)."""
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+_TEMP_NAME = re.compile(r"^\.tmp-(?P<name>.+)-(?P<role>new|old)-(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-[^-]+$")
+
+
 def _sibling(path: Path, role: str) -> Path:
-    """A fresh, unused name beside ``path`` (nothing is created there)."""
-    fd, name = tempfile.mkstemp(prefix=f".tmp-{path.name}-{role}-", dir=path.parent)
+    """A fresh, unused name beside ``path`` (nothing is created there), naming this host and process."""
+    fd, name = tempfile.mkstemp(prefix=f".tmp-{path.name}-{role}-{_host_tag()}-{os.getpid()}-", dir=path.parent)
     os.close(fd)
     Path(name).unlink()
     return Path(name)
+
+
+def _writer_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host still runs (one of another user counts as running)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        pass
+    return True
+
+
+def stale_temporaries(folder: PathLike, name: str | None = None) -> list[Path]:
+    """The temporaries in ``folder`` (of the output ``name``, or of any) whose writer on this host is gone."""
+    stale = []
+    with contextlib.suppress(OSError):
+        for entry in sorted(Path(folder).iterdir()):
+            found = _TEMP_NAME.match(entry.name)
+            if found is None or (name is not None and found["name"] != name) or found["host"] != _host_tag():
+                continue
+            if int(found["pid"]) != os.getpid() and not _writer_alive(int(found["pid"])):
+                stale.append(entry)
+    return stale
+
+
+def remove_stale_temporaries(folder: PathLike, name: str | None = None) -> list[Path]:
+    """Remove :func:`stale_temporaries`; a stale backup of an output that is missing is put back first."""
+    removed = []
+    for entry in stale_temporaries(folder, name):
+        found = _TEMP_NAME.match(entry.name)
+        final = entry.parent / found["name"]  # type: ignore[index]
+        try:
+            if found["role"] == "old" and not os.path.lexists(final):  # type: ignore[index]
+                os.replace(entry, final)
+                log.warning("put back %s, set aside by a writer that was killed", final)
+                continue
+            _remove(entry)
+            removed.append(entry)
+        except OSError as exc:
+            log.warning("could not remove the stale temporary %s: %s", entry, exc)
+    if removed:
+        log.info("removed %d stale temporaries of killed writers in %s", len(removed), folder)
+    return removed
 
 
 def _make_parents(path: Path) -> list[Path]:
@@ -307,6 +365,7 @@ def atomic_outputs(*outputs: Output | PathLike) -> Iterator[Staged]:
     try:
         for out in outs:
             created += _make_parents(out.path)
+            remove_stale_temporaries(out.path.parent, out.path.name)
             temps.append(_sibling(out.path, "new"))
             if out.is_folder:
                 temps[-1].mkdir()
@@ -329,9 +388,13 @@ def atomic_path(path: PathLike, kind: str | None = None) -> Iterator[Path]:
 
 
 def output_folder(path: PathLike, kind: str) -> Path:
-    """Claim a folder output written in place (a training run's checkpoints): checked, created, marked."""
+    """Claim a folder output written in place (a training run's checkpoints): checked, created, marked.
+
+    The stale temporaries of a killed earlier writer inside it are removed.
+    """
     out = check_outputs([Output(Path(path), kind)])[0]
     out.path.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out.path)
     if marker_kind(out.path) != kind:
         (out.path / MARKER).write_text(marker_text(kind))
     return out.path

@@ -14,11 +14,13 @@ earlier raw folder only (:mod:`mlpgraph.outputs`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +97,7 @@ def _resolve(base_dir: Path, value: str | None) -> Path | None:
 
 
 def _fetch_files(params: Mapping[str, Any], out: Path, base_dir: Path) -> dict[str, str]:
+    """Validate the user's folder ``data.dir`` and write its files into ``out``; returns each file's origin."""
     data_dir = _resolve(base_dir, get(params, "data.dir"))
     if data_dir is None or not data_dir.is_dir():
         raise UserInputError(f"params: data.dir must name an existing folder for data.source 'files' (got {data_dir})")
@@ -141,7 +144,20 @@ def _fetch_files(params: Mapping[str, Any], out: Path, base_dir: Path) -> dict[s
         _write_projected_2d(positions_3d, cameras, out / schema.raw_2d_name("gt"))
         origins[schema.raw_2d_name("gt")] = "projected from the 3D through the cameras"
     (out / schema.RAW_CAMERAS).write_text(json.dumps(cameras_json, indent=1))
+    origins.update(_link_optional(data_dir, out, layout))
+    sources = {schema.RAW_3D: str(path_3d), schema.RAW_CAMERAS: str(cameras_path)}
+    sources.update({schema.raw_2d_name(kp): str(path) for kp, path in given_2d.items()})
+    if missing_2d:
+        sources[schema.raw_2d_name("gt")] = f"{path_3d} (its gt 2D projection)"
+    with _as_the_users_files(out, data_dir, sources):
+        for kp in keypoints:
+            formats.load_raw_dataset(out, keypoints=kp, layout=layout.name)
+    return origins
 
+
+def _link_optional(data_dir: Path, out: Path, layout: Any) -> dict[str, str]:
+    """Validate and link the optional files (MPI-INF-3DHP test sets, hard poses) ``data_dir`` holds."""
+    origins = {}
     for canonical, candidates in OPTIONAL_FILES.items():
         for name in candidates:
             if (data_dir / name).is_file():
@@ -149,9 +165,30 @@ def _fetch_files(params: Mapping[str, Any], out: Path, base_dir: Path) -> dict[s
                 _link_or_copy(data_dir / name, out / canonical)
                 origins[canonical] = f"linked from {data_dir / name}"
                 break
-    for kp in keypoints:
-        formats.load_raw_dataset(out, keypoints=kp, layout=layout.name)
     return origins
+
+
+@contextlib.contextmanager
+def _as_the_users_files(out: Path, data_dir: Path, sources: Mapping[str, str]) -> Iterator[None]:
+    """Re-raise a :class:`UserInputError` about the files in the temporary ``out`` naming the user's files.
+
+    ``sources`` maps a canonical raw name to the user's file it came from: a path in ``out`` becomes
+    that file (``out`` itself ``data_dir``), and the bare canonical name of the 3D or cameras file
+    the user's file name, so a message never points into a folder that is gone after the failure.
+    """
+    try:
+        yield
+    except UserInputError as exc:
+        names = {str(out / name): source for name, source in sources.items()}
+        for name in (schema.RAW_3D, schema.RAW_CAMERAS):
+            if name in sources:
+                names[name] = Path(sources[name]).name
+        names[str(out)] = str(data_dir)
+        pattern = "|".join(
+            re.escape(key) if key.startswith(str(out)) else rf"(?<![\w/.-]){re.escape(key)}(?![\w])"
+            for key in sorted(names, key=len, reverse=True)
+        )
+        raise UserInputError(re.sub(pattern, lambda found: names[found.group(0)], str(exc))) from exc
 
 
 def _canonical_world(positions_3d: dict[str, dict[str, np.ndarray]], up_axis: str) -> dict[str, dict[str, np.ndarray]]:
