@@ -20,8 +20,7 @@ Every writer in the package goes through :func:`atomic_outputs` (or :func:`atomi
 * A temporary's name (``.tmp-<name>-<new|old>-<host>-<pid>-*``) names its writer; a killed one's are
   removed by the next write of that output and by :func:`output_folder` (a stale backup of a
   missing output is put back), so nothing half-written is taken for an output or piles up.
-
-Each refusal is a one-line :class:`~mlpgraph.errors.UserInputError` naming the path.
+  Each refusal is a one-line :class:`~mlpgraph.errors.UserInputError` naming the path.
 """
 
 from __future__ import annotations
