@@ -97,6 +97,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--eval-samples", type=positive, default=4096, help="test poses the evaluation probe times")
     parser.add_argument("--hard-candidates", type=positive, default=256, help="candidates the hard-pose probe times")
     parser.add_argument(
+        "--threads", type=positive,
+        help="torch threads of every stage (OMP_NUM_THREADS; default: torch's own, every core); 1 keeps timings "
+        "sane on a machine other jobs share",
+    )
+    parser.add_argument(
         "--max-stage-s", type=float, default=600.0,
         help="a probed stage predicted to take longer is extrapolated, not run whole (default 600)",
     )

@@ -97,7 +97,7 @@ class ScaleBench:
         self.root = root
         self.layout = ArtifactLayout(Path("."))
         self.params = load_params(root / "params.yaml")
-        self.env = child_env(root)
+        self.env = child_env(root, args.threads)
         self.results: dict[str, Any] = {
             "scale": args.scale,
             "command": "python " + shlex.join(["bench/scale.py", *sys.argv[1:]]),
@@ -105,6 +105,7 @@ class ScaleBench:
             "machine": machine_info(["cuda"] if torch.cuda.is_available() else ["cpu"]),
             "settings": {key: getattr(args, key) for key in SETTINGS},
             "disk_free_gb_before": shutil.disk_usage(root).free / 1e9,
+            "load_average_before": os.getloadavg(),
             "data": {"epochs": self.params["train"]["epochs"]},
             "rows": [],
             "complete": False,
@@ -162,19 +163,22 @@ class ScaleBench:
         self.write()
 
     def write(self) -> None:
-        """The JSON and Markdown outputs as they stand."""
+        """The JSON and Markdown outputs as they stand (with the machine's load average now)."""
+        self.results["load_average_now"] = os.getloadavg()
         with atomic_path(self.args.out) as tmp:
             tmp.write_text(json.dumps(self.results, indent=2) + "\n")
         with atomic_path(self.args.markdown) as tmp:
             tmp.write_text(format_markdown(self.results))
 
 
-SETTINGS = ("train_steps", "warmup_steps", "eval_samples", "hard_candidates", "max_stage_s")
+SETTINGS = ("train_steps", "warmup_steps", "eval_samples", "hard_candidates", "max_stage_s", "threads")
 
 
-def child_env(root: Path) -> dict[str, str]:
-    """The stages' environment: this mlpgraph first on the path, MLflow records in the work folder."""
+def child_env(root: Path, threads: int | None) -> dict[str, str]:
+    """The stages' environment: this mlpgraph first on the path, MLflow records in the work folder, ``threads``."""
     env = dict(os.environ)
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
     source = str(Path(mlpgraph.__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (source, env.get("PYTHONPATH")) if p)
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"

@@ -50,9 +50,13 @@ def _header(results: dict[str, Any]) -> list[str]:
         sizes.append(f"{data['test_samples']:,} test")
     described = f" ({' and '.join(sizes)} 2D poses, synthetic)" if sizes else " (synthetic data)"
     device = machine.get("cuda_device") or "CPU only"
+    threads = results["settings"].get("threads")
+    threads_text = f"{threads} torch thread{'s' * (threads != 1)} per stage" if threads else "torch's default threads"
+    load = results.get("load_average_before")
+    load_text = f"; load average {load[0]:.1f} at the start" if load else ""
     return [
         f"Scale `{results['scale']}`{described}, measured {results['date']} on {machine['cpu_count']} CPU cores "
-        f"({device}; torch {machine['torch']}):",
+        f"({device}; torch {machine['torch']}, {threads_text}{load_text}):",
         "",
         "```",
         results["command"],
