@@ -27,6 +27,8 @@ import torch
 from torch import Tensor
 from torch.nn import functional as fn
 
+from mlpgraph.models.joint_mlp import joint_mlp_rows
+
 if TYPE_CHECKING:
     from mlpgraph.models.stmlpgraph import MixerBlock, MLPGraph, WeightedJacobiConv
 
@@ -36,8 +38,8 @@ def joint_kernel(wjc: WeightedJacobiConv, dtype: torch.dtype | None = None) -> T
     w = wjc.weight if dtype is None else wjc.weight.to(dtype)
     m = wjc.modulation if dtype is None else wjc.modulation.to(dtype)
     a = torch.diagonal(wjc.symmetric_adjacency()).to(w.dtype)
-    coef = (1 - wjc.alpha) * a - 1
-    return torch.addcmul(w[1][None], coef[:, None, None] * w[0][None], m[:, None, :])
+    column_scale = ((1 - wjc.alpha) * a - 1)[:, None] * m  # (J, Cout): c_j M_j
+    return torch.addcmul(w[1][None], column_scale[:, None, :], w[0][None])
 
 
 def _initial_maps(model: MLPGraph) -> list[Tensor]:
@@ -65,21 +67,19 @@ def forward_differentiable(model: MLPGraph, x: Tensor) -> Tensor:
     n, j = x.shape[0], model.num_joints
     tokens = _joint_tokens(model, x)
     initial = torch.addmm(model.embed.bias, tokens, model.embed.weight.T)
-    if uses_tokens(model):
-        source = tokens.view(j, n, -1)
-        sources = [(source, model.embed.weight.T @ m, model.embed.bias @ m) for m in _initial_maps(model)]
+    maps = _initial_maps(model)
+    if uses_tokens(model):  # X0 map = u (E^T map) + e map: a rank-2T product
+        initial_terms = [torch.addmm(model.embed.bias @ m, tokens, model.embed.weight.T @ m) for m in maps]
     else:
-        source = initial.view(j, n, -1)
-        sources = [(source, m, None) for m in _initial_maps(model)]
+        initial_terms = [initial @ m for m in maps]
     h = initial.view(j, n, -1)
     for b, block in enumerate(model.blocks):
         h = h + _joint_mlp(block, h)
         y = h
         wjcs = ((block.wjc1, block.bn1, block.drop1), (block.wjc2, block.bn2, block.drop2))
-        for (wjc, bn, drop), (src, mat, row) in zip(wjcs, sources[2 * b : 2 * b + 2], strict=True):
-            scale = wjc.alpha * wjc.modulation
-            bias = wjc.bias.expand_as(scale) if row is None else torch.addcmul(wjc.bias, row, scale)
-            init = torch.baddbmm(bias[:, None, :], src, mat[None] * scale[:, None, :])
+        for (wjc, bn, drop), term in zip(wjcs, initial_terms[2 * b : 2 * b + 2], strict=True):
+            scale = (wjc.alpha * wjc.modulation)[:, None, :]
+            init = torch.addcmul(wjc.bias, term.view(j, n, -1), scale)
             y = torch.baddbmm(init, y, joint_kernel(wjc))
             y = drop(fn.gelu(bn(y.view(j * n, -1)))).view(j, n, -1)
         h = h + y
@@ -88,10 +88,16 @@ def forward_differentiable(model: MLPGraph, x: Tensor) -> Tensor:
 
 
 def _joint_mlp(block: MixerBlock, h: Tensor) -> Tensor:
-    """The joint-mixing MLP on joint-major (J, N, C) features: Linear(J -> S), GELU, Linear(S -> J)."""
+    """The joint-mixing MLP on joint-major (J, N, C) features: Linear(J -> S), GELU, Linear(S -> J).
+
+    Without dropout (the release's default) in cache-sized row blocks (:mod:`mlpgraph.models.joint_mlp`).
+    """
     j, n, c = h.shape
     lin_in, drop_in, lin_out, drop_out = block.joint_mlp[0], block.joint_mlp[2], block.joint_mlp[3], block.joint_mlp[4]
     z = block.joint_norm(h).view(j, n * c)
+    if not block.training or drop_in.p == drop_out.p == 0.0:
+        rows = joint_mlp_rows(z.T.contiguous(), lin_in.weight, lin_in.bias, lin_out.weight, lin_out.bias)
+        return rows.T.view(j, n, c)
     z = drop_in(fn.gelu(torch.addmm(lin_in.bias[:, None], lin_in.weight, z)))
     z = drop_out(torch.addmm(lin_out.bias[:, None], lin_out.weight, z))
     return z.view(j, n, c)
