@@ -3,6 +3,7 @@ the two WJC aggregations, training and argument errors."""
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -11,13 +12,14 @@ import torch
 
 from mlpgraph.errors import UserInputError
 from mlpgraph.layouts import get_layout
+from mlpgraph.models import joint_major
 from mlpgraph.models.release import (
     mlpgraph_from_release,
     our_key_to_release,
     release_key_to_ours,
     state_dict_to_release,
 )
-from mlpgraph.models.stmlpgraph import MLPGraph, WeightedJacobiConv, count_parameters
+from mlpgraph.models.stmlpgraph import FOLD_MIN_BATCH, MLPGraph, WeightedJacobiConv, count_parameters
 
 REFERENCE = Path(__file__).parent / "data" / "reference"
 REFERENCE_FILES = sorted(REFERENCE.glob("*.pt"))
@@ -49,18 +51,22 @@ def test_reference_files_present():
 
 
 @pytest.mark.parametrize("path", REFERENCE_FILES, ids=lambda p: p.stem)
-def test_reference_vectors_plain_and_fused(path: Path):
+def test_reference_vectors_on_every_path(path: Path):
     data = _load(path)
     model = _from_reference(data)
-    assert not model.training
+    assert not model.training and model.arithmetic == "fast"
+    x = data["input_2d"]
     with torch.no_grad():
-        plain = model(data["input_2d"])
-        model.fuse_for_inference()
-        assert model.is_fused
-        fused = model(data["input_2d"])
-    assert plain.shape == data["output_3d"].shape
-    assert (plain - data["output_3d"]).abs().max().item() < 1e-5
-    assert (fused - data["output_3d"]).abs().max().item() < 1e-5
+        assert model.path_for(x) == "folded"
+        folded = model(x)
+    assert model.path_for(x) == "joint_major"  # autograd on: parameter gradients may be wanted
+    joint_major = model(x).detach()
+    model.use_arithmetic("release")
+    assert model.path_for(x) == "release"
+    release = model(x).detach()
+    for out in (folded, joint_major, release):
+        assert out.shape == data["output_3d"].shape
+        assert (out - data["output_3d"]).abs().max().item() < 1e-5
 
 
 @pytest.mark.parametrize("path", REFERENCE_FILES, ids=lambda p: p.stem)
@@ -150,8 +156,19 @@ FAST_CONFIGS = [
 ]
 
 
+def _outputs_on_paths(model: MLPGraph, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Eval-mode outputs of ``model`` on ``x`` by each arithmetic (the model is left on the fast one)."""
+    outs = {}
+    with torch.no_grad():
+        outs["folded"] = model.use_arithmetic("fast")(x)
+        outs["release"] = model.use_arithmetic("release")(x)
+    model.use_arithmetic("fast")
+    outs["joint_major"] = model(x).detach()
+    return outs
+
+
 @pytest.mark.parametrize("cfg", FAST_CONFIGS, ids=lambda c: f"{c['layout']}-T{c['frames']}-C{c['hid_dim']}")
-def test_fast_path_matches_plain(cfg: dict):
+def test_fast_paths_match_release(cfg: dict):
     torch.manual_seed(1)
     model = MLPGraph(**cfg)
     _train_a_little(model)
@@ -161,94 +178,135 @@ def test_fast_path_matches_plain(cfg: dict):
     offset = model.blocks[0].wjc1.adjacency_offset
     assert not torch.allclose(torch.diagonal(offset), torch.full_like(torch.diagonal(offset), 1e-6))
     x = torch.randn(40, cfg["frames"], get_layout(cfg["layout"]).num_joints, 2)
-    with torch.no_grad():
-        plain = model(x)
-        model.fuse_for_inference()
-        fused = model(x)
-    assert (fused - plain).abs().max().item() < 1e-5
+    outs = _outputs_on_paths(model, x)
+    assert (outs["folded"] - outs["release"]).abs().max().item() < 1e-5
+    assert (outs["joint_major"] - outs["release"]).abs().max().item() < 1e-5
 
 
-def test_fast_configs_cover_both_fold_variants():
-    # 2T < C folds the token projection into each WJC's kernel; otherwise a shared initial GEMM is used
-    variants = {MLPGraph(**cfg).eval().fuse_for_inference()._fused["augmented"] for cfg in FAST_CONFIGS}
+def _gradients(model: MLPGraph, x: torch.Tensor, y: torch.Tensor, arithmetic: str) -> tuple[dict, dict]:
+    """One train-mode forward/backward: (parameter gradients, BatchNorm buffers after it)."""
+    model = copy.deepcopy(model).use_arithmetic(arithmetic).train()
+    (model(x) - y).square().mean().backward()
+    grads = {k: p.grad for k, p in model.named_parameters() if p.grad is not None}
+    return grads, {k: v for k, v in model.state_dict().items() if "bn" in k}
+
+
+@pytest.mark.parametrize("cfg", FAST_CONFIGS, ids=lambda c: f"{c['layout']}-T{c['frames']}-C{c['hid_dim']}")
+def test_training_gradients_and_batch_statistics_match_release(cfg: dict):
+    torch.manual_seed(5)
+    model = MLPGraph(**{**cfg, "dropout": 0.0})
+    _train_a_little(model)
+    joints = get_layout(cfg["layout"]).num_joints
+    x, y = torch.randn(32, cfg["frames"], joints, 2), torch.randn(32, joints, 3)
+    fast_grads, fast_bn = _gradients(model, x, y, "fast")
+    release_grads, release_bn = _gradients(model, x, y, "release")
+    assert set(fast_grads) == set(release_grads) == {k for k, p in model.named_parameters()}
+    scale = max(g.abs().max().item() for g in release_grads.values())
+    for key, grad in release_grads.items():
+        assert (fast_grads[key] - grad).abs().max().item() < 1e-5 * scale, key
+    for key, value in release_bn.items():
+        torch.testing.assert_close(fast_bn[key], value, atol=1e-6, rtol=1e-5)
+
+
+def test_dropout_is_applied_on_the_training_path():
+    torch.manual_seed(6)
+    model = MLPGraph(**FAST_CONFIGS[0], dropout=0.5).train()
+    x = torch.randn(16, 1, 16, 2)
+    assert model.path_for(x) == "joint_major"
+    assert not torch.allclose(model(x), model(x))
+    model.eval()
+    torch.testing.assert_close(model(x), model(x))
+
+
+def test_fast_configs_cover_both_initial_variants():
+    # 2T < C: the initial terms come from the token; otherwise from the embedded features X0
+    variants = {joint_major.uses_tokens(MLPGraph(**cfg)) for cfg in FAST_CONFIGS}
     assert variants == {True, False}
 
 
-def test_fast_path_invalidated_by_train_mode_and_weight_changes():
+def test_small_batches_of_wide_windows_are_not_folded():
+    model = MLPGraph(**FAST_CONFIGS[3]).eval()  # 2T = 54 > C = 32
+    with torch.no_grad():
+        assert model.path_for(torch.zeros(FOLD_MIN_BATCH - 1, 27, 17, 2)) == "joint_major"
+        assert model.path_for(torch.zeros(FOLD_MIN_BATCH, 27, 17, 2)) == "folded"
+        narrow = MLPGraph(**FAST_CONFIGS[0]).eval()
+        assert narrow.path_for(torch.zeros(1, 1, 16, 2)) == "folded"
+
+
+def test_fold_invalidated_by_train_mode_and_weight_changes():
     torch.manual_seed(2)
     cfg = FAST_CONFIGS[0]
     model = MLPGraph(**cfg)
     _train_a_little(model)
-    model.eval().fuse_for_inference()
+    model.eval()
     x = torch.randn(8, 1, 16, 2)
 
-    def plain_output() -> torch.Tensor:
-        model.unfuse()
+    def release_output() -> torch.Tensor:
         with torch.no_grad():
-            out = model(x)
-        model.fuse_for_inference()
+            out = model.use_arithmetic("release")(x)
+        model.use_arithmetic("fast")
         return out
 
     with torch.no_grad():
         first = model(x)
-    torch.testing.assert_close(first, plain_output(), atol=1e-5, rtol=0)
+    assert model._folded is not None
+    torch.testing.assert_close(first, release_output(), atol=1e-5, rtol=0)
 
-    # back to train mode: the plain path runs (batch statistics, dropout) and the fold is dropped
+    # back to train mode: batch statistics and dropout, and the fold is dropped
     model.train()
-    assert model._fused is None
+    assert model._folded is None
     _train_a_little(model, steps=2, seed=5)
     model.eval()
     with torch.no_grad():
         after_training = model(x)
     assert (after_training - first).abs().max() > 1e-4
-    torch.testing.assert_close(after_training, plain_output(), atol=1e-5, rtol=0)
+    torch.testing.assert_close(after_training, release_output(), atol=1e-5, rtol=0)
 
     # in-place weight edits in eval mode and load_state_dict re-fold as well
     with torch.no_grad():
+        model(x)
         model.blocks[0].wjc1.adjacency_offset.add_(0.3)
         model.blocks[0].bn2.running_var.mul_(2.0)
         edited = model(x)
-    torch.testing.assert_close(edited, plain_output(), atol=1e-5, rtol=0)
-    other = MLPGraph(**cfg)
-    model.load_state_dict(other.state_dict())
+    torch.testing.assert_close(edited, release_output(), atol=1e-5, rtol=0)
+    model.load_state_dict(MLPGraph(**cfg).state_dict())
     with torch.no_grad():
         reloaded = model(x)
-    torch.testing.assert_close(reloaded, plain_output(), atol=1e-5, rtol=0)
+    torch.testing.assert_close(reloaded, release_output(), atol=1e-5, rtol=0)
 
 
-def test_training_mode_never_uses_fast_path():
+def test_eval_mode_with_autograd_gives_parameter_gradients():
     torch.manual_seed(3)
-    model = MLPGraph(**FAST_CONFIGS[0]).fuse_for_inference()
-    model.train()
+    model = MLPGraph(**FAST_CONFIGS[0]).eval()
     x = torch.randn(8, 1, 16, 2, requires_grad=True)
     model(x).sum().backward()
-    assert model.blocks[0].wjc1.weight.grad is not None
+    assert model.blocks[0].wjc1.weight.grad is not None and x.grad is not None
 
 
-def test_fast_path_input_gradient_matches_plain():
+def test_fast_path_input_gradient_matches_release():
     torch.manual_seed(7)
     model = MLPGraph(**FAST_CONFIGS[2])
     _train_a_little(model)
     model.eval()
     x = torch.randn(6, 9, 16, 2)
     grads = []
-    for fuse in (False, True):
-        if fuse:
-            model.fuse_for_inference()
+    for arithmetic in ("release", "fast"):
+        model.use_arithmetic(arithmetic)
         xi = x.clone().requires_grad_(True)
         model(xi).square().sum().backward()
         grads.append(xi.grad)
     torch.testing.assert_close(grads[1], grads[0], atol=1e-5, rtol=1e-4)
 
 
-def test_graph_aggregation_is_plain_only():
+def test_graph_aggregation_is_release_only():
     model = MLPGraph(**FAST_CONFIGS[0], aggregation="graph").eval()
-    model.fuse_for_inference()
-    assert not model.is_fused
     x = torch.randn(4, 1, 16, 2)
     with torch.no_grad():
+        assert model.path_for(x) == "release"
         out = model(x)
-    assert out.shape == (4, 16, 3) and model._fused is None
+    assert out.shape == (4, 16, 3) and model._folded is None
+    with pytest.raises(ValueError, match="arithmetic"):
+        model.use_arithmetic("quick")
 
 
 def _wjc_pair(num_joints_layout: str = "h36m16") -> tuple[WeightedJacobiConv, WeightedJacobiConv]:

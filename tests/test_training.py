@@ -399,8 +399,8 @@ def test_estimated_root_depth_runs(data, tmp_path):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA not available")
-def test_cuda_amp_runs_and_resumes(data, tmp_path):
-    recipe = Recipe(epochs=2, batch_size=32, refine=True, amp=True, device="cuda")
+def test_cuda_float16_runs_and_resumes(data, tmp_path):
+    recipe = Recipe(epochs=2, batch_size=32, refine=True, precision="float16", device="cuda")
     result, model, refine = _run(data, tmp_path, recipe, refine=True)
     assert next(model.parameters()).device.type == "cuda" and next(refine.parameters()).device.type == "cuda"
     assert all(torch.isfinite(torch.tensor(r["loss"])) for r in result.history)

@@ -174,11 +174,16 @@ def mean_pose_baseline(train: PoseArrays, test: PoseArrays) -> ErrorPair:
 
 
 def timing(model: nn.Module, frames: int, joints: int, batch_sizes: list[int]) -> InferenceTime:
-    """Inference time of ``model`` as deployed (eval mode, folded per-joint weights when it has them)."""
+    """Inference time of ``model`` as deployed: eval mode, no autograd, its default arithmetic.
+
+    ``path`` records the arithmetic of the largest batch (``folded``, ``joint_major`` or ``release``
+    for MLP-Graph, ``plain`` for networks with one arithmetic).
+    """
     deployed = copy.deepcopy(model).eval()
-    if hasattr(deployed, "fuse_for_inference"):
-        deployed.fuse_for_inference()
     device = next(deployed.parameters()).device
     measured = inference_time(deployed, (frames, joints, 2), device, batch_sizes=tuple(batch_sizes))
-    measured["path"] = "fused" if getattr(deployed, "is_fused", False) else "plain"
+    path_for = getattr(deployed, "path_for", None)
+    with torch.no_grad():
+        largest = torch.zeros(max(batch_sizes), frames, joints, 2, device=device)
+        measured["path"] = path_for(largest) if path_for is not None else "plain"
     return InferenceTime.from_dict(measured)

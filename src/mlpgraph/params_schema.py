@@ -68,7 +68,8 @@ class Train(Strict):
     batch_size: Positive
     seed: NonNegative
     device: Annotated[str, Field(pattern=DEVICE_PATTERN)]
-    amp: bool
+    precision: Literal["auto", "float32", "bfloat16", "float16"]
+    compile: Literal["auto", True, False]
     flip_augment: bool
     l1_weight: Weight
     symmetry_weight: Weight

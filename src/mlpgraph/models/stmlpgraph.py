@@ -9,11 +9,12 @@ joint-mixing MLP and a channel graph block built from two weighted Jacobi graph 
 Defaults follow the release: ``dropout`` 0.2 (its ``--dropout``, the channel graph block) and
 ``mlp_dropout`` 0.0 (its ``--mlpdropout``, the joint-mixing MLP).
 
-Inference fast path (``MLPGraph.fuse_for_inference``, ``aggregation="diagonal"`` only): with g
-the diagonal of A, every WJC and the eval-mode BatchNorm behind it fold into one weight per
-joint, evaluated joint-major as one batched matmul (J, N, Cin) x (J, Cin, Cout); see
-``MLPGraph._fold``. With ``aggregation="graph"`` A mixes joints, nothing folds per joint, and
-the plain path is always used.
+The arithmetic is the fast one by default (``aggregation="diagonal"``, the release's): with g the
+diagonal of A every WJC is one weight per joint, evaluated joint-major as one batched matmul
+(:mod:`mlpgraph.models.joint_major`); training and forwards with autograd rebuild those weights
+from the parameters each call, inference without autograd also folds the eval-mode BatchNorm in
+and caches them. ``use_arithmetic("release")`` runs the release's ops instead (the plain path,
+``forward_release``); ``aggregation="graph"`` always does, since A mixes joints there.
 """
 
 from __future__ import annotations
@@ -26,8 +27,14 @@ from torch import Tensor, nn
 from torch.nn import functional as fn
 
 from mlpgraph.layouts import SkeletonLayout, get_layout
+from mlpgraph.models import joint_major
 
 AGGREGATIONS = ("diagonal", "graph")
+ARITHMETICS = ("fast", "release")
+RELEASE, JOINT_MAJOR, FOLDED = "release", "joint_major", "folded"
+# Below this batch size an eval forward of a model whose window is wider than its channels (the
+# 243-frame one) reads more folded weight bytes than it saves arithmetic: it stays joint-major.
+FOLD_MIN_BATCH = 8
 WJC_ALPHA = 0.1
 _XAVIER_GAIN = 1.414
 
@@ -151,8 +158,7 @@ class MLPGraph(nn.Module):
     S and so needs C == S; ours has width C, which equals the release wherever the release runs.
     ``self.config`` holds the constructor arguments: ``MLPGraph(**model.config)`` rebuilds it.
 
-    ``fuse_for_inference()`` switches eval-mode forwards to the folded per-joint path (diagonal
-    aggregation only; with ``aggregation="graph"`` it is a no-op and the plain path is used).
+    :meth:`path_for` says which arithmetic a forward takes; the function is the same on every path.
     """
 
     def __init__(
@@ -207,8 +213,8 @@ class MLPGraph(nn.Module):
         )
         self.norm = nn.LayerNorm(hid_dim)
         self.head = nn.Linear(hid_dim, 3)
-        self._fuse_requested = False
-        self._fused: dict[str, Any] | None = None
+        self.arithmetic = "fast"
+        self._folded: tuple[tuple, dict[str, Any]] | None = None
 
     # ------------------------------------------------------------------ plain path
     def check_input(self, x: Tensor) -> None:
@@ -235,144 +241,60 @@ class MLPGraph(nn.Module):
         return x.permute(0, 2, 1, 3).reshape(n, self.num_joints, 2 * self.frames)
 
     def forward(self, x: Tensor) -> Tensor:
-        """(N, T, J, 2) -> (N, J, 3). Uses the folded path in eval mode after ``fuse_for_inference``."""
+        """(N, T, J, 2) -> (N, J, 3), by :attr:`path_for` this call (the same function either way)."""
         self.check_input(x)
-        if self._fuse_requested and not self.training and self.aggregation == "diagonal":
-            return self._forward_fused(x)
+        path = self.path_for(x)
+        if path == FOLDED:
+            signature = self._signature()
+            if self._folded is None or self._folded[0] != signature:
+                self._folded = (signature, joint_major.fold(self))
+            return joint_major.forward_folded(self, self._folded[1], x)
+        if path == JOINT_MAJOR:
+            return joint_major.forward_differentiable(self, x)
+        return self.forward_release(x)
+
+    def forward_release(self, x: Tensor) -> Tensor:
+        """The release's arithmetic, op for op: two GEMMs per WJC on (N, J, C) features."""
         initial = self.embed(self.tokens(x))
         h = initial
         for block in self.blocks:
             h = block(h, initial)
         return self.head(self.norm(h))
 
-    # ------------------------------------------------------------------ fast path
-    @property
-    def is_fused(self) -> bool:
-        """True when eval-mode forwards take the folded per-joint path."""
-        return self._fuse_requested and self.aggregation == "diagonal"
+    # ------------------------------------------------------------------ arithmetic
+    def use_arithmetic(self, arithmetic: str) -> MLPGraph:
+        """``"fast"`` (default: :mod:`mlpgraph.models.joint_major`) or ``"release"`` (the plain path); returns self."""
+        if arithmetic not in ARITHMETICS:
+            raise ValueError(f"arithmetic must be one of {ARITHMETICS}, got {arithmetic!r}")
+        self.arithmetic = arithmetic
+        self._folded = None
+        return self
 
-    def fuse_for_inference(self) -> MLPGraph:
-        """Fold every WJC + BatchNorm into per-joint weights for eval-mode forwards; returns self.
+    def path_for(self, x: Tensor) -> str:
+        """Which arithmetic a forward of ``x`` takes now.
 
-        The fold is computed once (now if in eval mode, else at the first eval forward) and is
-        recomputed automatically when any parameter or buffer changes (optimiser steps,
-        ``load_state_dict``, ``.to()``); train mode always uses the plain path and drops the fold.
-        Folded weights are constants: parameters get no gradient through the fast path.
-        With ``aggregation="graph"`` there is no per-joint fold and this is a no-op.
+        ``"folded"`` in eval mode without autograd (inference: eval BatchNorm folded into one weight
+        per joint), except for batches under :data:`FOLD_MIN_BATCH` windows of more than 2C values,
+        where reading J folded weights costs more than it saves; ``"joint_major"`` when training or
+        when parameter gradients may be needed; ``"release"`` for ``arithmetic="release"`` and for
+        ``aggregation="graph"``, where A mixes joints and nothing folds per joint.
         """
-        self._fuse_requested = True
-        if not self.training and self.aggregation == "diagonal":
-            self._fused = self._fold()
-        return self
-
-    def unfuse(self) -> MLPGraph:
-        """Back to the plain path in eval mode; returns self."""
-        self._fuse_requested = False
-        self._fused = None
-        return self
+        if self.arithmetic == "release" or self.aggregation != "diagonal":
+            return RELEASE
+        if self.training or torch.is_grad_enabled():
+            return JOINT_MAJOR
+        if x.shape[0] < FOLD_MIN_BATCH and not joint_major.uses_tokens(self):
+            return JOINT_MAJOR
+        return FOLDED
 
     def train(self, mode: bool = True) -> MLPGraph:
         super().train(mode)
         if mode:
-            self._fused = None
+            self._folded = None
         return self
 
     def _signature(self) -> tuple:
         return tuple((t.data_ptr(), t._version, t.device, t.dtype) for t in (*self.parameters(), *self.buffers()))
-
-    @torch.no_grad()
-    def _fold(self) -> dict[str, Any]:
-        """Per-joint folded weights (computed in float64, stored in the parameters' dtype).
-
-        With g = diag(A) each WJC is, for joint j with a_j = A_jj and c_j = (1 - alpha) a_j - 1,
-            out_j = H_j (W[1] + c_j W[0] diag(M_j)) + alpha M_j * (X_j W_x) + bias,
-        and the eval BatchNorm behind it, y = out * s + t with s = gamma / sqrt(var + eps) and
-        t = beta - mean * s, scales the columns: K_j = (W[1] + c_j W[0] diag(M_j)) diag(s),
-        bias' = bias * s + t. The initial terms depend on X0 only (the first WJC sees X0, the second
-        sees X0 W_x1, so its term is X0 (W_x1 W_x2)), and X0 = u E^T + e is affine in the token u:
-        - 2T < C ("augmented"): each WJC is one per-joint matmul [H_j | u_j | 1] @ [K_j; G_j; b_j] with
-          G_j = E^T W_x diag(alpha M_j s) and b_j = (e W_x) * alpha M_j s + bias';
-        - otherwise all blocks' initial terms come from one shared GEMM X0 @ [W_x1 | W_x1 W_x2 | ...],
-          scaled per joint by alpha M_j s, and each WJC is baddbmm(initial + bias', H, K).
-        """
-        dtype = self.embed.weight.dtype
-        f64 = torch.float32 if self.embed.weight.device.type == "mps" else torch.float64  # MPS lacks float64
-        e_w, e_b = self.embed.weight.to(f64), self.embed.bias.to(f64)
-        augmented = self.embed.in_features < self.embed.out_features
-        kernels, initial_mats, initial_scale, biases = [], [], [], []
-        for block in self.blocks:
-            x_map = None
-            for wjc, bn in ((block.wjc1, block.bn1), (block.wjc2, block.bn2)):
-                w = wjc.weight.to(f64)
-                m = wjc.modulation.to(f64)
-                a = torch.diagonal(wjc.symmetric_adjacency()).to(f64)
-                coef = (1 - wjc.alpha) * a - 1
-                s = bn.weight.to(f64) / torch.sqrt(bn.running_var.to(f64) + bn.eps)
-                t = bn.bias.to(f64) - bn.running_mean.to(f64) * s
-                kernel = (w[1][None] + coef[:, None, None] * w[0][None] * m[:, None, :]) * s
-                wx = wjc.initial_weight.to(f64)
-                x_map = wx if x_map is None else x_map @ wx
-                scale = wjc.alpha * m * s
-                bias = wjc.bias.to(f64) * s + t
-                if augmented:
-                    token_rows = (e_w.T @ x_map)[None] * scale[:, None, :]
-                    bias_row = ((e_b @ x_map) * scale + bias)[:, None, :]
-                    kernel = torch.cat((kernel, token_rows, bias_row), dim=1)
-                kernels.append(kernel.to(dtype).contiguous())
-                initial_mats.append(x_map)
-                initial_scale.append(scale)
-                biases.append(bias)
-        mix_in = [
-            torch.cat((blk.joint_mlp[0].weight.T, blk.joint_mlp[0].bias[None]), dim=0).contiguous()
-            for blk in self.blocks
-        ]
-        fused: dict[str, Any] = {"signature": self._signature(), "mix_in": mix_in, "kernels": kernels}
-        fused["augmented"] = augmented
-        if not augmented:
-            scale = torch.cat(initial_scale, dim=1)
-            offsets = [0]
-            for mat in initial_mats:
-                offsets.append(offsets[-1] + mat.shape[1])
-            fused["initial_matrix"] = torch.cat(initial_mats, dim=1).to(dtype).contiguous()
-            fused["initial_scale"] = scale.to(dtype)[:, None, :].contiguous()
-            fused["initial_bias"] = torch.cat(biases).expand_as(scale).to(dtype)[:, None, :].contiguous()
-            fused["slices"] = [(offsets[i], offsets[i + 1]) for i in range(len(initial_mats))]
-        return fused
-
-    def _forward_fused(self, x: Tensor) -> Tensor:
-        """Joint-major (J, N, C) evaluation with one batched per-joint matmul per WJC."""
-        if self._fused is None or self._fused["signature"] != self._signature():
-            self._fused = self._fold()
-        fused = self._fused
-        n, j = x.shape[0], self.num_joints
-        tokens = x.permute(2, 0, 1, 3).reshape(j * n, 2 * self.frames)
-        h = torch.addmm(self.embed.bias, tokens, self.embed.weight.T)
-        if fused["augmented"]:
-            tokens_1 = torch.cat((tokens, tokens.new_ones(j * n, 1)), dim=1).view(j, n, -1)
-        else:
-            initial = (h @ fused["initial_matrix"]).view(j, n, -1)
-            initial = torch.addcmul(fused["initial_bias"], initial, fused["initial_scale"])
-        c = h.shape[1]
-        h = h.view(j, n, c)
-        ones = h.new_ones(1, n * c)
-        kernels = fused["kernels"]
-        for b, block in enumerate(self.blocks):
-            ln, lin_b = block.joint_norm, block.joint_mlp[3]
-            # Linear(J -> S) as one bias-free GEMM: a row of ones carries the bias (no broadcast copy).
-            rows = torch.cat((fn.layer_norm(h, (c,), ln.weight, ln.bias, ln.eps).view(j, n * c), ones))
-            y = fn.gelu(rows.T @ fused["mix_in"][b])
-            y = torch.addmm(lin_b.bias[:, None], lin_b.weight, y.T)
-            h = h + y.view(j, n, c)
-            if fused["augmented"]:
-                y = fn.gelu(torch.bmm(torch.cat((h, tokens_1), dim=2), kernels[2 * b]))
-                y = fn.gelu(torch.bmm(torch.cat((y, tokens_1), dim=2), kernels[2 * b + 1]))
-            else:
-                (s1, e1), (s2, e2) = fused["slices"][2 * b], fused["slices"][2 * b + 1]
-                y = fn.gelu(torch.baddbmm(initial[..., s1:e1], h, kernels[2 * b]))
-                y = fn.gelu(torch.baddbmm(initial[..., s2:e2], y, kernels[2 * b + 1]))
-            h = h + y
-        out = self.head(fn.layer_norm(h, (c,), self.norm.weight, self.norm.bias, self.norm.eps))
-        return out.transpose(0, 1)
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -4,7 +4,8 @@
 :mod:`~mlpgraph.training.recipe`, the losses in :mod:`~mlpgraph.training.losses`, one epoch in
 :mod:`~mlpgraph.training.epoch`, the RNGs in :mod:`~mlpgraph.training.rng`, the resume state in
 :mod:`~mlpgraph.training.state` and the checkpoint files (``last.pt``, ``best.pt``, ``final.pt``)
-in :mod:`~mlpgraph.training.checkpointing`.
+in :mod:`~mlpgraph.training.checkpointing`; the step each batch takes (precision, ``torch.compile``,
+loss, Adam) in :mod:`~mlpgraph.training.step` and :mod:`~mlpgraph.training.speed`.
 """
 
 from mlpgraph.training.checkpointing import BEST, BEST_PENDING, BEST_SELECTION, FINAL, FINAL_SELECTION, LAST
@@ -14,6 +15,7 @@ from mlpgraph.training.losses import lifting_loss, mpjpe_loss, refinement_loss, 
 from mlpgraph.training.recipe import Recipe, lr_after_epoch, resolve_device
 from mlpgraph.training.rng import RANK_SEED_STRIDE, seed_everything
 from mlpgraph.training.state import TrainResult
+from mlpgraph.training.step import TrainStep, make_train_step
 
 __all__ = [
     "BEST",
@@ -25,9 +27,11 @@ __all__ = [
     "RANK_SEED_STRIDE",
     "Recipe",
     "TrainResult",
+    "TrainStep",
     "TrainingDiverged",
     "lifting_loss",
     "lr_after_epoch",
+    "make_train_step",
     "mpjpe_loss",
     "refinement_loss",
     "resolve_device",

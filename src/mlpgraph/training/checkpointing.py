@@ -32,7 +32,7 @@ BEST_SELECTION = "best on test (release rule)"
 FINAL_SELECTION = "last epoch"
 LAST_SELECTION = "resume state (latest epoch)"
 # Recipe fields that may differ on resume: they choose where the run executes, not what it computes.
-RESUME_IGNORED = ("device",)
+RESUME_IGNORED = ("device", "compile")
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ all-reduced, so every rank records the global batch's loss and the divergence gu
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,8 +33,10 @@ from mlpgraph.errors import UserInputError
 from mlpgraph.layouts import SkeletonLayout, get_layout, root_relative
 from mlpgraph.models.refine import lifted_estimate
 from mlpgraph.progress import progress
-from mlpgraph.training.losses import lifting_loss, refinement_loss
+from mlpgraph.training.losses import refinement_loss
 from mlpgraph.training.recipe import Recipe
+from mlpgraph.training.speed import Speed
+from mlpgraph.training.step import Optimisation, lifting_forward
 
 # Per-batch losses stay on the device and are checked for divergence every this many batches
 # (and at the end of each epoch), so a GPU run does not synchronise on every step.
@@ -46,42 +48,13 @@ class TrainingDiverged(UserInputError):  # noqa: N818 (the name the stage CLIs u
 
 
 @dataclass(frozen=True)
-class Optimisation:
-    """The optimiser with its gradient scaler; ``amp``: float16 autocast and loss scaling (CUDA only)."""
-
-    optimizer: torch.optim.Optimizer
-    scaler: torch.amp.GradScaler
-    amp: bool
-
-    def set_lr(self, lr: float) -> None:
-        """Use learning rate ``lr`` from the next step on."""
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-
-    def step(self, loss: Tensor) -> None:
-        """Back-propagate ``loss`` (scaled under AMP) and take one optimiser step."""
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-
-    def state_dicts(self) -> dict[str, Any]:
-        """``{"optimizer", "scaler"}`` states for the resume checkpoint (the scaler's only under AMP)."""
-        return {"optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict() if self.amp else None}
-
-    def load_state_dicts(self, saved: Mapping[str, Any]) -> None:
-        """Inverse of :meth:`state_dicts`."""
-        self.optimizer.load_state_dict(saved["optimizer"])
-        if self.amp and saved.get("scaler"):
-            self.scaler.load_state_dict(saved["scaler"])
-
-
-@dataclass(frozen=True)
 class EpochContext:
     """What every epoch of a run works with; ``model`` / ``refine`` may be DDP wrappers of the raw networks.
 
-    ``data`` is on ``device``; ``pad``: windows of 2 * pad + 1 frames; ``bone_lengths`` feed the
-    "estimated" root depth; ``last_path`` is named by the divergence guard.
+    ``forward`` is how the lifting network is called in training (``model`` itself or compiled,
+    :class:`~mlpgraph.training.speed.Speed`); ``data`` is on ``device``; ``pad``: windows of
+    2 * pad + 1 frames; ``bone_lengths`` feed the "estimated" root depth; ``last_path`` is named by
+    the divergence guard.
     """
 
     model: nn.Module
@@ -94,6 +67,8 @@ class EpochContext:
     generator: torch.Generator
     bone_lengths: Tensor | None
     last_path: Path
+    speed: Speed
+    forward: Callable[[Tensor], Tensor]
 
     @property
     def two_stage(self) -> bool:
@@ -106,8 +81,8 @@ class EpochContext:
         return get_layout(self.data.layout)
 
     def autocast(self) -> AbstractContextManager[Any]:
-        """float16 autocast under AMP, else nothing."""
-        return torch.autocast(self.device.type, dtype=torch.float16) if self.optimisation.amp else nullcontext()
+        """Autocast to the run's reduced precision; nothing in float32."""
+        return self.speed.autocast(self.device)
 
 
 def train_epoch(ctx: EpochContext, epoch: int) -> dict[str, float]:
@@ -175,9 +150,7 @@ def _losses(
 ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
     """(the loss to optimise, the recorded losses [total, main, (refine)], the trained networks' outputs)."""
     with torch.no_grad() if ctx.two_stage else nullcontext():
-        pred = ctx.model(windows)
-    pred = pred.float()
-    main = lifting_loss(pred, target, ctx.recipe.l1_weight)
+        main, pred = lifting_forward(ctx.forward, windows, target, ctx.recipe.l1_weight)
     if ctx.refine is None:
         return main, [main, main], [pred]
     recipe = ctx.recipe

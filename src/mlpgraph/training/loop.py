@@ -35,10 +35,12 @@ from mlpgraph.data.batches import PoseArrays
 from mlpgraph.errors import UserInputError
 from mlpgraph.models.refine import mean_bone_lengths
 from mlpgraph.training.checkpointing import LAST, RunCheckpoints
-from mlpgraph.training.epoch import EpochContext, Optimisation, train_epoch
+from mlpgraph.training.epoch import EpochContext, train_epoch
 from mlpgraph.training.recipe import Recipe, lr_after_epoch, resolve_device
 from mlpgraph.training.rng import rng_state
+from mlpgraph.training.speed import resolve_speed
 from mlpgraph.training.state import RunState, TrainResult, resume_or_start
+from mlpgraph.training.step import build_optimisation
 
 log = logging.getLogger(__name__)
 
@@ -124,12 +126,14 @@ def _set_up(
             bone_lengths = mean_bone_lengths(data.poses_3d, data.layout)
         bone_lengths = torch.as_tensor(bone_lengths, dtype=torch.float32, device=device)
     params = [p for module in _trained_networks(model, refine, recipe) for p in module.parameters()]
-    amp = recipe.amp and device.type == "cuda"
-    optimisation = Optimisation(
-        torch.optim.Adam(params, lr=recipe.lr, amsgrad=True), torch.amp.GradScaler(device.type, enabled=amp), amp
-    )
+    steps = recipe.epochs * -(-data.num_samples // recipe.batch_size)
+    speed = resolve_speed(recipe.precision, recipe.compile, device, steps)
+    optimisation = build_optimisation(params, recipe.lr, device, speed)
     generator = torch.Generator(device="cpu")
-    return EpochContext(model, refine, data, recipe, pad, device, optimisation, generator, bone_lengths, last_path)
+    return EpochContext(
+        model, refine, data, recipe, pad, device, optimisation, generator, bone_lengths, last_path, speed,
+        speed.forward(model),
+    )
 
 
 def _trained_networks(model: nn.Module, refine: nn.Module | None, recipe: Recipe) -> list[nn.Module]:
@@ -175,7 +179,7 @@ def _distributed_networks(ctx: EpochContext) -> Iterator[EpochContext]:
     if refine is not None:
         refine = DistributedDataParallel(refine, device_ids=device_ids)
     try:
-        yield dataclasses.replace(ctx, model=model, refine=refine)
+        yield dataclasses.replace(ctx, model=model, refine=refine, forward=ctx.speed.forward(model))
     finally:
         for module in synced:
             distributed.unsynchronise_batch_norm(module)

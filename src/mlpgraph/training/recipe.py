@@ -10,6 +10,7 @@ from typing import Any
 from mlpgraph.devices import resolve_device
 from mlpgraph.errors import UserInputError
 from mlpgraph.models.refine import ROOT_DEPTHS
+from mlpgraph.training.speed import COMPILE_CHOICES, PRECISIONS
 
 REFINE_MODES = ("joint", "two_stage")
 
@@ -23,7 +24,9 @@ class Recipe:
     ``detected`` selects the learning-rate rule for detected 2D keypoints (e.g. HRNet);
     ``l1_weight`` w gives the main loss (1 - w) MPJPE + w L1; ``max_loss`` (metres) is the batch
     loss above which a run counts as exploded. ``device`` "auto" means CUDA when available, else
-    CPU; ``amp`` (float16 autocast + GradScaler) applies on CUDA only.
+    CPU. ``precision`` (auto | float32 | bfloat16 | float16 autocast; float16 with loss scaling)
+    and ``compile`` (auto | True | False) are resolved for the device and the run's length by
+    :func:`mlpgraph.training.speed.resolve_speed`.
     """
 
     epochs: int = 50
@@ -41,7 +44,8 @@ class Recipe:
     root_depth: str = "gt"
     symmetry_weight: float = 0.01
     device: str = "auto"
-    amp: bool = False
+    precision: str = "float32"
+    compile: str | bool = False
     max_loss: float = 1000.0
 
     def __post_init__(self) -> None:
@@ -57,6 +61,10 @@ class Recipe:
             raise UserInputError(f"recipe.refine_mode must be one of {REFINE_MODES}, got {self.refine_mode!r}")
         if self.root_depth not in ROOT_DEPTHS:
             raise UserInputError(f"recipe.root_depth must be one of {ROOT_DEPTHS}, got {self.root_depth!r}")
+        if self.precision not in PRECISIONS:
+            raise UserInputError(f"recipe.precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.compile not in COMPILE_CHOICES:
+            raise UserInputError(f"recipe.compile must be auto, true or false, got {self.compile!r}")
         if not self.max_loss > 0:
             raise UserInputError(f"recipe.max_loss must be positive, got {self.max_loss!r}")
 
