@@ -32,6 +32,7 @@ import argparse
 import json
 import logging
 import shutil
+import signal
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -191,6 +192,7 @@ def run_stages(bench: ScaleBench, stages: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))  # clean up on a kill too
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     folder = work_folder(args)
     log.info("work folder %s", folder.root)

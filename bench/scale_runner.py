@@ -121,7 +121,12 @@ class ScaleBench:
         log.info("running %s", shlex.join(argv))
         began = time.perf_counter()
         proc = subprocess.Popen([sys.executable, *argv], cwd=self.root, env=self.env)
-        _, status, usage = os.wait4(proc.pid, 0)
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        except BaseException:  # interrupted: the stage must not outlive the work folder
+            proc.terminate()
+            proc.wait()
+            raise
         proc.returncode = os.waitstatus_to_exitcode(status)
         wall = time.perf_counter() - began
         if proc.returncode != 0:
@@ -205,13 +210,15 @@ def run_train(bench: ScaleBench) -> None:
         )
         bench.results["data"].update(train_samples=probe["train_samples"], joints=probe["joints"])
         config = probe["model_config"]
+        compiled = ", compiled" if probe["compiled"] else ""
         how = (
-            f"T={config.get('frames', 1)}, C={config.get('hid_dim')}: {probe['steps']} steps of batch "
-            f"{probe['batch_size']} timed ({probe['samples_per_s']:,.0f} samples/s, after {probe['warmup_steps']} "
-            "warm-up), one epoch extrapolated; disk: final.pt + best.pt"
+            f"T={config.get('frames', 1)}, C={config.get('hid_dim')} ({probe['precision']}{compiled}): "
+            f"{probe['steps']} steps of batch {probe['batch_size']} timed ({probe['samples_per_s']:,.0f} samples/s, "
+            f"after {probe['warmup_steps']} warm-up steps, {probe['warmup_s']:.1f} s), one epoch extrapolated; "
+            "disk: final.pt + best.pt"
         )
-        bench.record(f"train_spatial@{name}", how, measured, probe["setup_s"] + probe["epoch_s_extrapolated"],
-                     probe=probe)
+        wall = probe["setup_s"] + probe["warmup_s"] + probe["epoch_s_extrapolated"]
+        bench.record(f"train_spatial@{name}", how, measured, wall, probe=probe)
 
 
 def run_evaluate(bench: ScaleBench) -> None:

@@ -6,8 +6,9 @@ the extrapolation to the whole; ``bench/scale.py`` measures the process's peak m
 it wrote.
 
 - ``train``: ``--warmup`` then ``--steps`` optimiser steps of the experiment's network on the
-  training split, the data path included (shuffled index batches, flip mask, ``PoseArrays.batch``,
-  as ``mlpgraph.training.epoch`` runs them); one epoch is extrapolated from the samples/s. Saves
+  training split: ``mlpgraph.training.make_train_step``'s step (what the training stage runs),
+  the data path included (shuffled index batches, flip mask, ``PoseArrays.batch``, as
+  ``mlpgraph.training.epoch`` builds them); one epoch is extrapolated from the samples/s. Saves
   the weights as ``final.pt`` and ``best.pt`` in ``--models`` (the checkpoint files the
   evaluation stages read; the same epoch, so those stages measure one model).
 - ``evaluate``: protocols #1/#2 with flip averaging (``predict`` + ``evaluate_h36m``) on
@@ -28,7 +29,7 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,34 +49,14 @@ from mlpgraph.layouts import get_layout, root_relative
 from mlpgraph.models import PAPER_CONFIGS, build_model, count_parameters
 from mlpgraph.outputs import CHECKPOINTS, atomic_path, output_folder
 from mlpgraph.params import load_params
-from mlpgraph.training import BEST, BEST_SELECTION, FINAL, FINAL_SELECTION, lifting_loss, seed_everything
+from mlpgraph.training import BEST, BEST_SELECTION, FINAL, FINAL_SELECTION, TrainStep, make_train_step, seed_everything
 from mlpgraph.training_stage import load_split
 
 log = logging.getLogger("bench.scale_worker")
 
-TrainStep = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def make_train_step(model: nn.Module, params_path: str) -> TrainStep:
-    """One optimiser step per call on (windows, targets): the released loss, Adam(amsgrad) at the gt recipe's lr."""
-    params = load_params(params_path)
-    root = get_layout(params["data"]["layout"]).root
-    l1_weight = float(params["train"]["l1_weight"])
-    optimizer = torch.optim.Adam(model.parameters(), lr=float(params["recipes"]["gt"]["lr"]), amsgrad=True)
-
-    def step(inputs_2d: torch.Tensor, targets_3d: torch.Tensor) -> torch.Tensor:
-        optimizer.zero_grad(set_to_none=True)
-        loss = lifting_loss(model(inputs_2d), root_relative(targets_3d, root), l1_weight)
-        loss.backward()
-        optimizer.step()
-        return loss.detach()
-
-    return step
 
 
 def paper_config(experiment: Experiment, model: nn.Module) -> str | None:
@@ -89,51 +70,68 @@ def paper_config(experiment: Experiment, model: nn.Module) -> str | None:
 
 
 def training_batches(data: PoseArrays, batch_size: int, pad: int, flip: bool, seed: int) -> Iterator[tuple]:
-    """Endless (windows, targets) batches as a training epoch draws them: shuffled indices, random flips."""
+    """Endless (windows, root-relative targets) as a training epoch draws them: shuffled indices, random flips."""
     generator = torch.Generator().manual_seed(seed)
+    root = get_layout(data.layout).root
     while True:
         for indices in data.index_batches(batch_size, shuffle=True, generator=generator):
             mask: torch.Tensor | bool = False
             if flip:
                 mask = (torch.rand(len(indices), generator=generator) < 0.5).to(data.device)
-            yield data.batch(indices, pad, flip=mask)
+            windows, targets = data.batch(indices, pad, flip=mask)
+            yield windows, root_relative(targets, root)
+
+
+def timed_steps(
+    step: TrainStep, batches: Iterator[tuple], count: int, device: torch.device
+) -> tuple[float, int, float]:
+    """(seconds, samples, last loss) of ``count`` steps on the next batches, the batch construction included."""
+    began = time.perf_counter()
+    samples, loss = 0, torch.zeros(())
+    for _ in range(count):
+        windows, targets = next(batches)
+        loss = step(windows, targets)
+        samples += len(windows)
+    last = float(loss.item())
+    _sync(device)
+    return time.perf_counter() - began, samples, last
 
 
 def train(args: argparse.Namespace) -> dict[str, Any]:
-    """Time ``--steps`` training steps after ``--warmup``; extrapolate one epoch; save the checkpoints."""
+    """Time ``--steps`` training steps after ``--warmup``; extrapolate one epoch; save the checkpoints.
+
+    The step is :func:`mlpgraph.training.make_train_step`'s, told the run's length (``train.epochs``
+    epochs of the split), so that ``train.compile: auto`` decides as the training stage does; the
+    warm-up steps pay for a compilation.
+    """
     began = time.perf_counter()
     params = load_params(args.params)
     experiment = load_experiment(params, args.experiment)
     device = params_device(params, args.params)
     data = load_split(params, Path(args.processed), "train", device)
     seed_everything(params["train"]["seed"])
-    model = build_model(experiment.model, layout=data.layout, **experiment.model_args).to(device).train()
-    step = make_train_step(model, args.params)
-    batch_size = params["train"]["batch_size"]
+    model = build_model(experiment.model, layout=data.layout, **experiment.model_args)
+    batch_size, epochs = params["train"]["batch_size"], params["train"]["epochs"]
+    run_steps = epochs * -(-data.num_samples // batch_size)
+    step = make_train_step(model, args.params, keypoints=experiment.keypoints, steps=run_steps)
     batches = training_batches(data, batch_size, experiment.pad, params["train"]["flip_augment"], args.seed)
     setup_s = time.perf_counter() - began
-    for _ in range(args.warmup):
-        step(*next(batches))
-    _sync(device)
-    began = time.perf_counter()
-    samples = 0
-    for _ in range(args.steps):
-        windows, targets = next(batches)
-        loss = step(windows, targets)
-        samples += len(windows)
-    final_loss = float(loss.item())
-    _sync(device)
-    steps_s = time.perf_counter() - began
+    warmup_s = timed_steps(step, batches, args.warmup, device)[0] if args.warmup else 0.0
+    steps_s, samples, loss = timed_steps(step, batches, args.steps, device)
     rate = samples / steps_s
-    save_s = save_checkpoints(Path(args.models), experiment, model, final_loss, str(data.attrs.get("fingerprint")))
+    save_s = save_checkpoints(Path(args.models), experiment, model, loss, str(data.attrs.get("fingerprint")))
     return {
         "experiment": experiment.name,
         "model_config": dict(model.config),
         "paper_config": paper_config(experiment, model),
         "parameters": count_parameters(model),
         "device": str(device),
+        "precision": step.speed.precision,
+        "compiled": step.speed.compile,
+        "run_steps": run_steps,
         "batch_size": batch_size,
         "warmup_steps": args.warmup,
+        "warmup_s": warmup_s,
         "steps": args.steps,
         "samples_timed": samples,
         "steps_s": steps_s,
@@ -143,7 +141,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         "setup_s": setup_s,
         "checkpoint_save_s": save_s,
         "epoch_s_extrapolated": data.num_samples / rate,
-        "last_loss": final_loss,
+        "last_loss": loss,
     }
 
 
