@@ -16,7 +16,7 @@ TEST_WORKERS ?= auto
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install reproduce test test-fast lint bench clean-venv
+.PHONY: install reproduce test test-fast lint bench bench-scale clean-venv
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found; set PYTHON=/path/to/python3.11" >&2; exit 2; }
@@ -48,6 +48,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/data.py
+
+# Every stage at Human3.6M's size (preset full; hours of extrapolated work, about 45 minutes of running on 2 CPUs).
+bench-scale: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/scale.py
 
 clean-venv:
 	rm -rf $(VENV)
