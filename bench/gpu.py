@@ -231,7 +231,7 @@ def bench_inference(label: str, data: PoseArrays, batches: list[int], device: to
 
 
 def model_costs(label: str, data: PoseArrays, batch_size: int, device: torch.device) -> dict[str, Any]:
-    """Size, FLOPs per training sample at ``batch_size`` (the arithmetic that trains, the release's), resident data.
+    """Size, FLOPs per training sample at ``batch_size`` (the arithmetic that trains, the release's), memory in use.
 
     Counted at the training batch size: the fast arithmetic has per-step products of weights (the
     initial maps) whose cost does not grow with the batch.
@@ -249,7 +249,8 @@ def model_costs(label: str, data: PoseArrays, batch_size: int, device: torch.dev
         "train_flops_per_sample": counted["train"],
         "release_train_flops_per_sample": release["train"],
         "release_epoch_pflop_full_scale": release["train"] * FULL_TRAIN_SAMPLES / 1e15,
-        "resident_memory_bytes": torch.cuda.memory_allocated(device) if device.type == "cuda" else None,
+        # the data, their padded windows and the model on the device before training (CUDA only)
+        "allocated_before_training_bytes": torch.cuda.memory_allocated(device) if device.type == "cuda" else None,
     }
 
 
