@@ -122,10 +122,11 @@ def timed(fn: Callable[[], T], device: torch.device) -> tuple[T, float]:
     return out, time.perf_counter() - began
 
 
-def endless_batches(data: PoseArrays, batch_size: int, generator: torch.Generator) -> Iterator[Tensor]:
-    """Shuffled index batches, epoch after epoch, as ``train_epoch`` draws them."""
+def full_batches(data: PoseArrays, batch_size: int, generator: torch.Generator) -> Iterator[Tensor]:
+    """Shuffled index batches as ``train_epoch`` draws them, epoch after epoch, less each epoch's smaller last one."""
     while True:
-        yield from data.index_batches(batch_size, shuffle=True, generator=generator)
+        batches = data.index_batches(batch_size, shuffle=True, generator=generator)
+        yield from (indices for indices in batches if len(indices) == batch_size)
 
 
 def train_batches(step: Callable[[Tensor, Tensor], Tensor], data: PoseArrays, pad: int, batches: Iterable[Tensor],
@@ -155,7 +156,7 @@ def bench_variant(label: str, variant: Variant, data: PoseArrays, params_file: P
         torch.cuda.reset_peak_memory_stats(device)
     counters.clear()
     generator = torch.Generator().manual_seed(args.seed)
-    stream = endless_batches(data, args.batch_size, generator)
+    stream = full_batches(data, args.batch_size, generator)
     warm = list(islice(stream, args.warmup_steps))
     last = data.num_samples % args.batch_size
     if args.full_epoch and last and variant.compile:
