@@ -61,10 +61,10 @@ def time_call(fn: Callable[[], Any], device: torch.device, min_runs: int, min_se
     return statistics.median(times)
 
 
-def matmul_peak(device: torch.device, size: int = 2048) -> float:
-    """Measured FLOP/s of a large float32 square matmul: the reference for "fraction of peak"."""
-    a = torch.randn(size, size, device=device)
-    b = torch.randn(size, size, device=device)
+def matmul_peak(device: torch.device, size: int = 2048, dtype: torch.dtype = torch.float32) -> float:
+    """Measured FLOP/s of a large square matmul in ``dtype``: the reference for "fraction of peak"."""
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
     seconds = time_call(lambda: a @ b, device, min_runs=5, min_seconds=1.0)
     return 2 * size**3 / seconds
 

@@ -1,17 +1,25 @@
-"""Training and evaluation benchmarks: samples/s with the data path included.
+"""Training and evaluation benchmarks: samples/s with the data path included, and the accuracy check.
 
 For MLP-Graph 1-frame and 243-frame (paper configurations), one training step is: batch
-construction, forward, the released loss, backward, Adam step. Two data paths feed the same
-model in the same run, on the same arrays:
+construction, forward, the released loss, backward, Adam(amsgrad) step. Three set-ups train the
+same initial weights in the same run, interleaved, on the same arrays:
 
-- ours: ``PoseArrays.index_batches`` + ``PoseArrays.batch`` (one index per batch, random flips
-  by mask), as ``mlpgraph.training`` does;
-- the release's per-item path: ``ReleaseStyleWindows`` through a ``DataLoader``
-  (``bench/peer_paths.py``), flips done per item as the release does.
+- release: the release's per-item path (``ReleaseStyleWindows`` through a ``DataLoader``,
+  ``bench/peer_paths.py``, flips per item) feeding the release's arithmetic
+  (``MLPGraph.use_arithmetic("release")``) in float32, eager;
+- plain: our batches (``PoseArrays.index_batches`` + ``PoseArrays.batch``) feeding the release's
+  arithmetic: what the data path alone gains;
+- fast: our batches feeding the configured step ``mlpgraph.training.make_train_step`` with the
+  params file's settings (``train.precision``, ``train.compile``; ``auto`` resolved for a
+  ``full``-scale run of 50 epochs, as the training stage would), on the fast arithmetic. Its
+  warm-up (compilation included) is reported apart.
 
-It also times the evaluation of a Human3.6M-sized test split (``predict`` with flip
-averaging; measured on a slice and scaled when the whole split would take too long), and
-estimates a ``full``-scale training epoch (1.56 M samples) from the measured throughput.
+The accuracy check (``--accuracy-epochs``, on a processed file, default the ``small`` synthetic
+gt file of ``make reproduce``) trains the 1-frame model for the same epochs with the fast
+settings and with the release's arithmetic in float32, and compares their test P1 (must be
+within 2 %). It also times the evaluation of a Human3.6M-sized test split (``predict`` with flip
+averaging on the fast inference path; measured on a slice and scaled), and estimates a
+``full``-scale training epoch (1.56 M samples) from the measured throughput.
 
     .venv/bin/python bench/train.py            # -> metrics/bench_train.json
 """
@@ -19,11 +27,15 @@ estimates a ``full``-scale training epoch (1.56 M samples) from the measured thr
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import logging
 import statistics
 import sys
+import tempfile
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,16 +46,19 @@ from torch.utils.data import DataLoader
 
 from mlpgraph.data.batches import PoseArrays
 from mlpgraph.errors import UserInputError
-from mlpgraph.evaluation import predict
+from mlpgraph.evaluation import evaluate_h36m, predict
 from mlpgraph.layouts import H36M16
 from mlpgraph.models import PAPER_CONFIGS, build_model
 from mlpgraph.outputs import Output, atomic_path, check_outputs
-from mlpgraph.training import lifting_loss
+from mlpgraph.params import load_params
+from mlpgraph.training import Recipe, lifting_loss, make_train_step, seed_everything, train
 
 log = logging.getLogger("bench.train")
 
 FULL_TRAIN_SAMPLES = 1_560_000
 FULL_TEST_SAMPLES = 540_000
+FULL_EPOCHS = 50
+Step = Callable[[torch.Tensor, torch.Tensor], object]
 
 
 def _sync(device: torch.device) -> None:
@@ -51,27 +66,33 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _step(
-    model: torch.nn.Module, optimizer: torch.optim.Optimizer, windows: torch.Tensor, targets: torch.Tensor
-) -> None:
-    optimizer.zero_grad(set_to_none=True)
-    loss = lifting_loss(model(windows), targets - targets[:, :1])
-    loss.backward()
-    optimizer.step()
+def release_step(model: torch.nn.Module) -> Step:
+    """The release's step: its arithmetic, eager float32, Adam(amsgrad), the released loss."""
+    model.use_arithmetic("release").train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, amsgrad=True)
+
+    def step(windows: torch.Tensor, targets: torch.Tensor) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        lifting_loss(model(windows), targets).backward()
+        optimizer.step()
+
+    return step
 
 
-def ours(data: PoseArrays, model, optimizer, pad: int, batch_size: int, steps: int, seed: int) -> float:
-    """Samples/s of ``steps`` training steps fed by index arithmetic."""
+def ours(data: PoseArrays, step: Step, pad: int, batch_size: int, steps: int, seed: int) -> float:
+    """Samples/s of ``steps`` training steps fed by index arithmetic (one warm-up step first)."""
     gen = torch.Generator().manual_seed(seed)
     batches = data.index_batches(batch_size, shuffle=True, generator=gen)
-    windows, targets = data.batch(next(batches), pad, flip=torch.rand(batch_size, generator=gen) < 0.5)
-    _step(model, optimizer, windows, targets)  # warm-up
+
+    def run(idx: torch.Tensor) -> None:
+        windows, targets = data.batch(idx, pad, flip=torch.rand(len(idx), generator=gen) < 0.5)
+        step(windows, targets - targets[:, :1])
+
+    run(next(batches))
     _sync(data.device)
     began = time.perf_counter()
     for _, idx in zip(range(steps), batches, strict=False):
-        mask = torch.rand(len(idx), generator=gen) < 0.5
-        windows, targets = data.batch(idx, pad, flip=mask)
-        _step(model, optimizer, windows, targets)
+        run(idx)
     _sync(data.device)
     return steps * batch_size / (time.perf_counter() - began)
 
@@ -88,68 +109,125 @@ class _FlippingRelease(ReleaseStyleWindows):
         return (cam, window_3d, window_2d, *rest)
 
 
-def release(dataset: ReleaseStyleWindows, model, optimizer, batch_size: int, steps: int, seed: int) -> float:
+def release(dataset: ReleaseStyleWindows, step: Step, batch_size: int, steps: int, seed: int) -> float:
     """Samples/s of ``steps`` training steps fed by the release's per-item DataLoader."""
     np.random.seed(seed)
     loader = iter(
         DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed))
     )
 
-    def next_batch() -> tuple[torch.Tensor, torch.Tensor]:
+    def run() -> None:
         _cam, window_3d, window_2d, *_ = next(loader)
-        return window_2d, window_3d[:, dataset.pad]
+        targets = window_3d[:, dataset.pad]
+        step(window_2d, targets - targets[:, :1])
 
-    _step(model, optimizer, *next_batch())
+    run()
     began = time.perf_counter()
     for _ in range(steps):
-        _step(model, optimizer, *next_batch())
+        run()
     return steps * batch_size / (time.perf_counter() - began)
 
 
-def bench_model(label: str, samples: int, batch_size: int, steps: int, repeats: int, eval_samples: int) -> dict:
+def fast_step(model: torch.nn.Module, params: Path, batch_size: int) -> tuple[Step, dict[str, Any]]:
+    """The configured step for a full-scale run, and its settings with the warm-up (compilation) time."""
+    run_steps = FULL_EPOCHS * -(-FULL_TRAIN_SAMPLES // batch_size)
+    step = make_train_step(model, params, steps=run_steps)
+    return step, {"precision": step.speed.precision, "compile": step.speed.compile}
+
+
+def bench_model(label: str, args: argparse.Namespace) -> dict:
+    """One paper configuration: release, plain and fast set-ups interleaved over ``args.repeats`` rounds."""
     config = PAPER_CONFIGS[label]
     torch.manual_seed(0)
     model = build_model(config.model, **config.overrides)
     pad = (model.config["frames"] - 1) // 2
-    poses_2d, poses_3d, sequences = random_arrays(samples)
+    poses_2d, poses_3d, sequences = random_arrays(args.samples)
     data = PoseArrays.from_numpy(poses_2d, poses_3d, sequences)
     dataset = _FlippingRelease(poses_2d, poses_3d, sequences, pad)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, amsgrad=True)
-    model.train()
-    rates: dict[str, list[float]] = {"ours": [], "release_per_item": []}
-    for rep in range(repeats):
-        log.info("%s: round %d/%d", label, rep + 1, repeats)
-        rates["ours"].append(ours(data, model, optimizer, pad, batch_size, steps, rep))
-        rates["release_per_item"].append(release(dataset, model, optimizer, batch_size, steps, rep))
-    row: dict[str, Any] = {"model": label, "frames": 2 * pad + 1, "batch_size": batch_size, "steps": steps}
+    plain, release_run = release_step(copy.deepcopy(model)), release_step(copy.deepcopy(model))
+    began = time.perf_counter()
+    step, settings = fast_step(model, args.params, args.batch_size)
+    ours(data, step, pad, args.batch_size, 1, seed=99)
+    settings["warmup_s"] = time.perf_counter() - began
+    rates: dict[str, list[float]] = {"fast": [], "plain": [], "release": []}
+    for rep in range(args.repeats):
+        log.info("%s: round %d/%d", label, rep + 1, args.repeats)
+        rates["fast"].append(ours(data, step, pad, args.batch_size, args.steps, rep))
+        rates["plain"].append(ours(data, plain, pad, args.batch_size, args.steps, rep))
+        rates["release"].append(release(dataset, release_run, args.batch_size, args.steps, rep))
+    row: dict[str, Any] = {"model": label, "frames": 2 * pad + 1, "batch_size": args.batch_size, "steps": args.steps}
+    row["fast_settings"] = settings
     for key, values in rates.items():
         row[f"{key}_samples_per_s"] = statistics.median(values)
         row[f"{key}_runs"] = values
-    row["speedup"] = row["ours_samples_per_s"] / row["release_per_item_samples_per_s"]
-    row["full_epoch_estimate_s"] = FULL_TRAIN_SAMPLES / row["ours_samples_per_s"]
-
-    subset = torch.arange(min(eval_samples, data.num_samples))
-    began = time.perf_counter()
-    predict(model, data, pad, flip_test=True, batch_size=1024, indices=subset)
-    seconds = time.perf_counter() - began
-    row["eval_samples_measured"] = len(subset)
-    row["eval_poses_per_s"] = len(subset) / seconds
-    row["eval_full_test_split_s"] = FULL_TEST_SAMPLES / row["eval_poses_per_s"]
+    row["speedup"] = row["fast_samples_per_s"] / row["release_samples_per_s"]
+    row["speedup_over_plain"] = row["fast_samples_per_s"] / row["plain_samples_per_s"]
+    row["full_epoch_estimate_s"] = FULL_TRAIN_SAMPLES / row["fast_samples_per_s"]
+    row.update(evaluation_speed(model, data, pad, args.eval_samples))
     return row
 
 
+def evaluation_speed(model: torch.nn.Module, data: PoseArrays, pad: int, eval_samples: int) -> dict[str, Any]:
+    """Poses/s of ``predict`` (flip averaging, the default fast inference path) on a slice, scaled to a test split."""
+    subset = torch.arange(min(eval_samples, data.num_samples))
+    began = time.perf_counter()
+    predict(model, data, pad, flip_test=True, batch_size=1024, indices=subset)
+    rate = len(subset) / (time.perf_counter() - began)
+    return {
+        "eval_samples_measured": len(subset),
+        "eval_poses_per_s": rate,
+        "eval_full_test_split_s": FULL_TEST_SAMPLES / rate,
+    }
+
+
+def accuracy_check(args: argparse.Namespace) -> dict[str, Any]:
+    """Test P1 of the 1-frame model after ``args.accuracy_epochs`` epochs: fast settings vs the release's arithmetic."""
+    params = load_params(args.params)
+    data_params, train_params = params["data"], params["train"]
+    train_data = PoseArrays.from_processed(args.accuracy_processed, subjects=list(data_params["train_subjects"]))
+    test = PoseArrays.from_processed(args.accuracy_processed, subjects=list(data_params["test_subjects"]))
+    result: dict[str, Any] = {"processed": str(args.accuracy_processed), "epochs": args.accuracy_epochs}
+    for name in ("fast", "release"):
+        seed_everything(1)
+        model = build_model("mlpgraph")
+        fast = name == "fast"
+        if not fast:
+            model.use_arithmetic("release")
+        recipe = Recipe(
+            epochs=args.accuracy_epochs,
+            batch_size=args.batch_size,
+            device="cpu",
+            precision=train_params["precision"] if fast else "float32",
+            compile=train_params["compile"] if fast else False,
+        )
+        began = time.perf_counter()
+        with tempfile.TemporaryDirectory() as folder:
+            train(model, train_data, recipe, folder, pad=0)
+        seconds = time.perf_counter() - began
+        p1 = evaluate_h36m(predict(model, test, 0, flip_test=True), test)["P1"]
+        result[name] = {"P1": p1, "train_seconds": seconds}
+        log.info("accuracy check, %s: test P1 %.2f mm after %d epochs (%.0f s)", name, p1, recipe.epochs, seconds)
+    result["relative_difference"] = abs(result["fast"]["P1"] - result["release"]["P1"]) / result["release"]["P1"]
+    result["within_2_percent"] = result["relative_difference"] <= 0.02
+    return result
+
+
 def format_table(rows: list[dict]) -> str:
-    head = ["model", "ours samples/s", "release per-item samples/s", "speed-up", "full epoch (est.)", "full test eval"]
+    head = ["model", "fast samples/s", "plain samples/s", "release samples/s", "speed-up", "settings", "full epoch"]
+    head += ["full test eval"]
     lines = [head]
     for r in rows:
+        settings = r["fast_settings"]
         lines.append(
             [
                 r["model"],
-                f"{r['ours_samples_per_s']:,.0f}",
-                f"{r['release_per_item_samples_per_s']:,.0f}",
+                f"{r['fast_samples_per_s']:,.0f}",
+                f"{r['plain_samples_per_s']:,.0f}",
+                f"{r['release_samples_per_s']:,.0f}",
                 f"{r['speedup']:.2f}x",
-                f"{r['full_epoch_estimate_s'] / 60:,.1f} min",
-                f"{r['eval_full_test_split_s'] / 60:,.1f} min",
+                f"{settings['precision']}, compile {'on' if settings['compile'] else 'off'}",
+                f"{r['full_epoch_estimate_s'] / 60:,.1f} min (est.)",
+                f"{r['eval_full_test_split_s'] / 60:,.1f} min (est.)",
             ]
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
@@ -158,9 +236,20 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
-def main(argv: list[str] | None = None) -> int:
+def format_accuracy(check: dict[str, Any]) -> str:
+    """One line: both runs' test P1 and whether they agree within 2 %."""
+    fast, release = check["fast"]["P1"], check["release"]["P1"]
+    verdict = "within" if check["within_2_percent"] else "NOT within"
+    return (
+        f"accuracy after {check['epochs']} epochs (1 frame, {check['processed']}): fast {fast:.2f} mm, "
+        f"release arithmetic {release:.2f} mm, {100 * check['relative_difference']:.2f} % apart ({verdict} 2 %)"
+    )
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="metrics/bench_train.json")
+    parser.add_argument("--out", type=Path, default=Path("metrics/bench_train.json"))
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="settings of the fast step")
     parser.add_argument(
         "--samples", type=int, default=200_000, help="random training samples (Human3.6M-like sequences)"
     )
@@ -168,24 +257,39 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=10, help="timed steps per run")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--eval-samples", type=int, default=20_000, help="test samples timed for evaluation")
-    parser.add_argument("--models", nargs="+", default=["mlpgraph_f1", "mlpgraph_f243"])
+    parser.add_argument("--models", nargs="+", default=["mlpgraph_f1", "mlpgraph_f243"], choices=sorted(PAPER_CONFIGS))
+    parser.add_argument("--accuracy-epochs", type=int, default=2, help="0 skips the accuracy check")
+    parser.add_argument("--accuracy-processed", type=Path, default=Path("data/processed/synthetic_gt_h36m16.h5"))
     args = parser.parse_args(argv)
     try:  # refused before the benchmark runs, not after
         check_outputs([Output(args.out, option="--out")])
+        load_params(args.params)
+        if args.accuracy_epochs and not args.accuracy_processed.is_file():
+            raise UserInputError(
+                f"--accuracy-processed {args.accuracy_processed}: no such file (run `snakemake all` or "
+                "`dvc repro preprocess@gt` first, or pass --accuracy-epochs 0)"
+            )
     except UserInputError as exc:
         parser.error(str(exc))
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    rows = [
-        bench_model(m, args.samples, args.batch_size, args.steps, args.repeats, args.eval_samples) for m in args.models
-    ]
-    results = {
+    rows = [bench_model(label, args) for label in args.models]
+    results: dict[str, Any] = {
         "machine": machine_info(["cpu"]),
-        "note": "full-scale figures are estimates from the measured throughput (no GPU was available)",
+        "note": "full-scale epoch and test-split times are estimates from the measured throughput",
         "rows": rows,
     }
+    if args.accuracy_epochs:
+        results["accuracy"] = accuracy_check(args)
     with atomic_path(args.out) as tmp:
         tmp.write_text(json.dumps(results, indent=2) + "\n")
     print(format_table(rows))
+    if "accuracy" in results:
+        print(format_accuracy(results["accuracy"]))
     return 0
 
 

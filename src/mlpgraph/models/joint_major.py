@@ -95,7 +95,7 @@ def _joint_mlp(block: MixerBlock, h: Tensor) -> Tensor:
     j, n, c = h.shape
     lin_in, drop_in, lin_out, drop_out = block.joint_mlp[0], block.joint_mlp[2], block.joint_mlp[3], block.joint_mlp[4]
     z = block.joint_norm(h).view(j, n * c)
-    if not block.training or drop_in.p == drop_out.p == 0.0:
+    if not block.training or drop_in.p == drop_out.p == 0.0:  # dropout is the identity
         rows = joint_mlp_rows(z.T.contiguous(), lin_in.weight, lin_in.bias, lin_out.weight, lin_out.bias)
         return rows.T.view(j, n, c)
     z = drop_in(fn.gelu(torch.addmm(lin_in.bias[:, None], lin_in.weight, z)))
@@ -132,11 +132,7 @@ def fold(model: MLPGraph) -> dict[str, Any]:
         kernels.append(kernel.to(dtype).contiguous())
         initial_scale.append(scale)
         biases.append(bias)
-    mix_in = [
-        torch.cat((blk.joint_mlp[0].weight.T, blk.joint_mlp[0].bias[None]), dim=0).contiguous()
-        for blk in model.blocks
-    ]
-    fused: dict[str, Any] = {"mix_in": mix_in, "kernels": kernels, "augmented": augmented}
+    fused: dict[str, Any] = {"kernels": kernels, "augmented": augmented}
     if not augmented:
         scale = torch.cat(initial_scale, dim=1)
         offsets = [0]
@@ -161,15 +157,9 @@ def forward_folded(model: MLPGraph, fused: dict[str, Any], x: Tensor) -> Tensor:
         initial = torch.addcmul(fused["initial_bias"], initial, fused["initial_scale"])
     c = h.shape[1]
     h = h.view(j, n, c)
-    ones = h.new_ones(1, n * c)
     kernels = fused["kernels"]
     for b, block in enumerate(model.blocks):
-        ln, lin_b = block.joint_norm, block.joint_mlp[3]
-        # Linear(J -> S) as one bias-free GEMM: a row of ones carries the bias (no broadcast copy).
-        rows = torch.cat((fn.layer_norm(h, (c,), ln.weight, ln.bias, ln.eps).view(j, n * c), ones))
-        y = fn.gelu(rows.T @ fused["mix_in"][b])
-        y = torch.addmm(lin_b.bias[:, None], lin_b.weight, y.T)
-        h = h + y.view(j, n, c)
+        h = h + _joint_mlp(block, h)
         if fused["augmented"]:
             y = fn.gelu(torch.bmm(torch.cat((h, tokens_1), dim=2), kernels[2 * b]))
             y = fn.gelu(torch.bmm(torch.cat((y, tokens_1), dim=2), kernels[2 * b + 1]))

@@ -29,10 +29,18 @@ def rows_per_block(hidden: int) -> int:
 
 
 def joint_mlp_rows(x: Tensor, w_in: Tensor, b_in: Tensor, w_out: Tensor, b_out: Tensor) -> Tensor:
-    """(R, J) rows -> (R, J): ``gelu(x @ w_in.T + b_in) @ w_out.T + b_out``, block by block, with autograd."""
-    if torch.is_grad_enabled() and any(t.requires_grad for t in (x, w_in, b_in, w_out, b_out)):
-        return _BlockedJointMLP.apply(x, w_in, b_in, w_out, b_out)
-    return _forward_blocks(x, w_in, b_in, w_out, b_out)
+    """(R, J) rows -> (R, J): ``gelu(x @ w_in.T + b_in) @ w_out.T + b_out``, block by block, with autograd.
+
+    Under autocast every operand is cast to the autocast dtype first (as ``nn.Linear`` would be).
+    """
+    device_type = x.device.type
+    if torch.is_autocast_enabled(device_type):
+        dtype = torch.get_autocast_dtype(device_type)
+        x, w_in, b_in, w_out, b_out = (t.to(dtype) for t in (x, w_in, b_in, w_out, b_out))
+    with torch.autocast(device_type, enabled=False):
+        if torch.is_grad_enabled() and any(t.requires_grad for t in (x, w_in, b_in, w_out, b_out)):
+            return _BlockedJointMLP.apply(x, w_in, b_in, w_out, b_out)
+        return _forward_blocks(x, w_in, b_in, w_out, b_out)
 
 
 def _forward_blocks(x: Tensor, w_in: Tensor, b_in: Tensor, w_out: Tensor, b_out: Tensor) -> Tensor:
