@@ -258,6 +258,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--eval-samples", type=int, default=20_000, help="test samples timed for evaluation")
     parser.add_argument("--models", nargs="+", default=["mlpgraph_f1", "mlpgraph_f243"], choices=sorted(PAPER_CONFIGS))
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's; 1 on a shared machine)")
     parser.add_argument("--accuracy-epochs", type=int, default=2, help="0 skips the accuracy check")
     parser.add_argument("--accuracy-processed", type=Path, default=Path("data/processed/synthetic_gt_h36m16.h5"))
     args = parser.parse_args(argv)
@@ -277,6 +278,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     rows = [bench_model(label, args) for label in args.models]
     results: dict[str, Any] = {
         "machine": machine_info(["cpu"]),
