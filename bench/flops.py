@@ -14,13 +14,13 @@ import copy
 from typing import Any
 
 import torch
-from models import matmul_peak
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from mlpgraph.layouts import get_layout
 from mlpgraph.training import lifting_loss
 from mlpgraph.training.speed import native_bfloat16
+from models import matmul_peak
 
 # Datasheet dense bfloat16 tensor-core peaks (FLOP/s, without 2:4 sparsity), matched in order as
 # substrings of torch.cuda.get_device_name(): the specific names before the generic ones.

@@ -41,7 +41,6 @@ import yaml
 from flops import device_peaks, training_flops
 from gpu_report import format_report, goal_result
 from machine import machine_info
-from models import time_call
 from peer_paths import random_arrays
 from torch import Tensor
 from torch._dynamo.utils import counters  # graph breaks and skipped CUDA graphs: what compilation did
@@ -56,6 +55,7 @@ from mlpgraph.params import PRESETS_DIR
 from mlpgraph.progress import progress
 from mlpgraph.training import make_train_step
 from mlpgraph.training.speed import PRECISIONS, Speed, native_bfloat16
+from models import time_call
 
 log = logging.getLogger("bench.gpu")
 
