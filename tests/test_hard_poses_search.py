@@ -109,7 +109,7 @@ def test_tree_covers_every_pose_once_and_bounds_its_members():
     poses = np.concatenate([clustered_poses(rng, 3000, 16, 30, 20.0), np.zeros((100, 16, 3))])
     tree = build_pose_tree(as_mm(poses))
     leaves = tree.leaves
-    assert len(tree.levels) == 3 and int(leaves.count.min()) >= 1 and tree.members.shape[2] <= LEAF_MAX
+    assert len(tree.levels) == 3 and int(leaves.count.min()) >= 1 and tree.members.shape[1] <= LEAF_MAX
     # each level's children are consecutive runs covering the next level (the poses, for the leaves)
     sizes = [len(level.count) for level in tree.levels[1:]] + [len(poses)]
     node_of = [torch.arange(len(poses))]
@@ -118,7 +118,7 @@ def test_tree_covers_every_pose_once_and_bounds_its_members():
         assert int(level.count.sum()) == below and int(level.count.min()) >= 1
         node_of.insert(0, torch.repeat_interleave(torch.arange(len(level.count)), level.count)[node_of[0]])
     # the leaves' members are a permutation of the training poses, padded by repeating the last
-    members = tree.members.transpose(1, 2)  # (leaves, W, J, 3)
+    members = tree.members  # (leaves, W, J, 3)
     slot = torch.arange(len(poses)) - leaves.first[node_of[2]]
     in_order = members[node_of[2], slot]
     by_value = [np.lexsort(r.reshape(len(poses), -1).T[::-1]) for r in (poses.astype(np.float32), in_order.numpy())]

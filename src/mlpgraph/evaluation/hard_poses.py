@@ -8,7 +8,7 @@ import math
 import numpy as np
 import torch
 
-from mlpgraph.evaluation.nearest_pose import hardest_poses, nearest_distances_brute_force
+from mlpgraph.evaluation.nearest_pose import SearchWork, hardest_poses, nearest_distances_brute_force
 from mlpgraph.layouts import root_relative
 
 log = logging.getLogger(__name__)
@@ -24,6 +24,7 @@ def derive_hard_poses(
     device: str | torch.device = "cpu",
     memory_mb: int = 256,
     brute_force: bool = False,
+    work: SearchWork | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The hardest test poses: (indices into the test set, hardness in mm), hardest first.
 
@@ -35,7 +36,7 @@ def derive_hard_poses(
     Poses are (M, J, 3) / (N, J, 3) metres, searched on ``device`` by
     :func:`~mlpgraph.evaluation.nearest_pose.hardest_poses` (bound and refine); ``brute_force``
     compares every pair instead (the reference, in blocks of ``chunk`` training poses within about
-    ``memory_mb``), with the same result bit for bit.
+    ``memory_mb``), with the same result bit for bit. ``work`` (if given) receives the search's counts.
     """
     if every < 1 or not 0.0 < fraction <= 1.0 or chunk < 1:
         raise ValueError(
@@ -55,7 +56,7 @@ def derive_hard_poses(
         hardness = nearest_distances_brute_force(test, train, chunk, memory_mb).cpu().double().numpy()
         order = np.argsort(-hardness, kind="stable")[:keep]
         return candidates.numpy()[order], hardness[order]
-    found, hardness = hardest_poses(test, train, keep)
+    found, hardness = hardest_poses(test, train, keep, work)
     return candidates.numpy()[found.cpu().numpy()], hardness.cpu().double().numpy()
 
 
@@ -66,4 +67,4 @@ def _root_relative_mm(poses: np.ndarray | torch.Tensor, root: int, device: torch
         raise ValueError(f"derive_hard_poses: poses must have shape (N, J, 3), got {tuple(t.shape)}")
     if not bool(torch.isfinite(t).all()):
         raise ValueError("derive_hard_poses: poses must be finite")
-    return (root_relative(t, root) * 1000.0).contiguous()
+    return root_relative(t, root).mul_(1000.0).contiguous()

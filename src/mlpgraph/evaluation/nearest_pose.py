@@ -20,6 +20,7 @@ Poses are (N, J, 3) float32 mm, on any device; the work is vectorised over block
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import time
@@ -33,7 +34,8 @@ from mlpgraph.progress import progress
 log = logging.getLogger(__name__)
 
 NEAR = (2, 3, 3)  # the upper bound's descent: nodes kept per test pose on each level, coarse first
-BOUND_BLOCK, REFINE_BLOCK = 2048, 1024  # test poses per block of the two steps
+BOUND_BLOCK, REFINE_BLOCK = 8192, 8192  # test poses per block of the two steps (fewer, larger operations)
+TAIL_BLOCK = 1024  # :func:`hardest_poses` after its first block: small, so that the floor rises soon
 MEASURE_FLOATS = 2**22  # about how many floats one batch of exact distances gathers
 
 
@@ -129,9 +131,10 @@ def _measure(
     pair_test, leaf = pairs
     step = max(1, MEASURE_FLOATS // tree.members[0].numel())
     for a in range(0, len(leaf), step):
-        per_joint = _pair_joint_distances(test[pair_test[a : a + step]], tree.members[leaf[a : a + step]])
+        members = tree.members[leaf[a : a + step]].transpose(1, 2)  # (P, J, W, 3)
+        per_joint = _pair_joint_distances(test[pair_test[a : a + step]], members)
         best.scatter_reduce_(0, pair_test[a : a + step], _joint_mean(per_joint).amin(dim=1), "amin")
-    work.exact_pairs += len(leaf) * tree.members.shape[2]
+    work.exact_pairs += len(leaf) * tree.members.shape[1]
 
 
 def _upper_bounds(tree: PoseTree, test: torch.Tensor, work: SearchWork) -> torch.Tensor:
@@ -158,14 +161,22 @@ def _upper_bounds(tree: PoseTree, test: torch.Tensor, work: SearchWork) -> torch
     return best
 
 
+def _coarse_bounds(coarse: NodeLevel, test: torch.Tensor) -> torch.Tensor:
+    """(B, K) lower bounds from each test pose (B, J, 3) to the members of each coarse cluster."""
+    centres = coarse.centre.transpose(0, 1)
+    bounds = []
+    for a in range(0, len(test), BOUND_BLOCK // 4):
+        joint = torch.cdist(test[a : a + BOUND_BLOCK // 4].transpose(0, 1), centres, compute_mode=EXACT)
+        bounds.append(_bounds(joint.permute(1, 2, 0), coarse.radius))
+    return torch.cat(bounds)
+
+
 def _refine(tree: PoseTree, test: torch.Tensor, best: torch.Tensor, floor: float, work: SearchWork) -> None:
     """Lower ``best`` (B,) to the exact nearest distances of test poses (B, J, 3) unless it drops below ``floor``.
 
     A pose whose best drops below ``floor`` stops there, with that upper bound.
     """
-    coarse = tree.levels[0]
-    joint = torch.cdist(test.transpose(0, 1), coarse.centre.transpose(0, 1), compute_mode=EXACT)
-    bounds, order = _bounds(joint.permute(1, 2, 0), coarse.radius).sort(dim=1)
+    bounds, order = _coarse_bounds(tree.levels[0], test).sort(dim=1)
     active = torch.arange(len(test), device=test.device)
     work.bounds += bounds.numel()
     work.refined += len(test)
@@ -227,15 +238,17 @@ def hardest_poses(
     Hardest first, ties to the lower index: equal, bit for bit, to a stable sort of
     :func:`nearest_distances_brute_force` by decreasing distance, cut at ``keep``.
     """
+    if keep < 1:
+        raise ValueError(f"hardest_poses: keep must be at least 1, got {keep}")
     work = SearchWork() if work is None else work
     with torch.inference_mode():
         tree, upper = _tree_and_upper_bounds(test, train, work)
         began = time.perf_counter()
         candidates = torch.argsort(-upper, stable=True)
         floor, found, distances = -math.inf, [], []
-        starts = range(0, len(candidates), REFINE_BLOCK)
-        for a in progress(starts, desc="hard poses", total=len(starts), leave=False):
-            block = candidates[a : a + REFINE_BLOCK]
+        edges = [0, *range(min(keep, 4 * REFINE_BLOCK, len(test)), len(test), TAIL_BLOCK), len(test)]
+        for a, b in progress(itertools.pairwise(edges), desc="hard poses", total=len(edges) - 1, leave=False):
+            block = candidates[a:b]  # the first block: the top ``keep`` upper bounds, all refined
             block = block[upper[block] >= floor]
             if len(block) == 0:
                 break

@@ -46,8 +46,8 @@ class NodeLevel:
 class PoseTree:
     """The levels of nodes over the training poses, coarse first, and each leaf's members.
 
-    ``members`` (leaves, J, W, 3) holds leaf ``i``'s poses joint-major, padded to the largest leaf
-    ``W`` by repeating its last pose (a repeat changes no minimum).
+    ``members`` (leaves, W, J, 3) holds leaf ``i``'s poses, padded to the largest leaf ``W`` by
+    repeating its last pose (a repeat changes no minimum).
     """
 
     levels: list[NodeLevel]
@@ -161,9 +161,11 @@ def _node_level(rows: torch.Tensor, node: torch.Tensor, child: torch.Tensor, num
     centre = torch.zeros(count, rows.shape[1], dtype=rows.dtype, device=rows.device)
     centre.index_put_((node,), rows, accumulate=True)
     centre /= torch.bincount(node, minlength=count)[:, None].to(rows.dtype)
-    joint = (rows - centre[node]).view(len(rows), num_joints, 3).norm(dim=2)
     radius = torch.zeros(count, num_joints, dtype=rows.dtype, device=rows.device)
-    radius.scatter_reduce_(0, node[:, None].expand(-1, num_joints), joint, "amax")
+    for a in range(0, len(rows), ASSIGN_BLOCK):
+        part = node[a : a + ASSIGN_BLOCK]
+        joint = (rows[a : a + ASSIGN_BLOCK] - centre[part]).view(len(part), num_joints, 3).norm(dim=2)
+        radius.scatter_reduce_(0, part[:, None].expand(-1, num_joints), joint, "amax")
     first = torch.full_like(child, len(rows))[:count].scatter_reduce_(0, node, child, "amin")
     last = torch.zeros_like(child)[:count].scatter_reduce_(0, node, child, "amax")
     return NodeLevel(centre.view(count, num_joints, 3), radius * (1.0 + SLACK), first, last - first + 1)
@@ -182,5 +184,4 @@ def build_pose_tree(train: torch.Tensor) -> PoseTree:
     levels = [_node_level(rows, node, child, num_joints) for node, child in zip(labels, children, strict=True)]
     leaves = levels[-1]
     slot = torch.arange(int(leaves.count.max()), device=train.device)
-    member = leaves.first[:, None] + torch.minimum(slot, leaves.count[:, None] - 1)
-    return PoseTree(levels, train[order][member].transpose(1, 2).contiguous())
+    return PoseTree(levels, train[order[leaves.first[:, None] + torch.minimum(slot, leaves.count[:, None] - 1)]])
