@@ -34,8 +34,8 @@ from mlpgraph.progress import progress
 log = logging.getLogger(__name__)
 
 NEAR = (2, 3, 3)  # the upper bound's descent: nodes kept per test pose on each level, coarse first
-BOUND_BLOCK, REFINE_BLOCK = 8192, 8192  # test poses per block of the two steps (fewer, larger operations)
-TAIL_BLOCK = 1024  # :func:`hardest_poses` after its first block: small, so that the floor rises soon
+BOUND_BLOCK, REFINE_BLOCK = 8192, 4096  # test poses per block of the two steps
+TAIL_BLOCK = 1024  # :func:`hardest_poses` once ``keep`` are known: small blocks, so that the floor rises soon
 MEASURE_FLOATS = 2**22  # about how many floats one batch of exact distances gathers
 
 
@@ -246,9 +246,10 @@ def hardest_poses(
         began = time.perf_counter()
         candidates = torch.argsort(-upper, stable=True)
         floor, found, distances = -math.inf, [], []
-        edges = [0, *range(min(keep, 4 * REFINE_BLOCK, len(test)), len(test), TAIL_BLOCK), len(test)]
+        first = min(keep, len(test))  # the top ``keep`` upper bounds are all refined; then the floor
+        edges = [*range(0, first, REFINE_BLOCK), *range(first, len(test), TAIL_BLOCK), len(test)]
         for a, b in progress(itertools.pairwise(edges), desc="hard poses", total=len(edges) - 1, leave=False):
-            block = candidates[a:b]  # the first block: the top ``keep`` upper bounds, all refined
+            block = candidates[a:b]
             block = block[upper[block] >= floor]
             if len(block) == 0:
                 break
