@@ -92,6 +92,17 @@ def test_clustered_and_far_poses_match_brute_force():
     assert_search_exact(test, train, keeps=(1, 17, 100, 330))
 
 
+def test_small_blocks_change_nothing(monkeypatch):
+    rng = np.random.default_rng(5)
+    train = clustered_poses(rng, 3000, 16, 20, 25.0)
+    test = np.concatenate([clustered_poses(rng, 400, 16, 20, 35.0), np.repeat(train[:3], 4, axis=0)])
+    monkeypatch.setattr(nearest_pose, "BOUND_BLOCK", 40)  # coarse bounds in blocks of 10
+    monkeypatch.setattr(nearest_pose, "REFINE_BLOCK", 64)
+    monkeypatch.setattr(nearest_pose, "TAIL_BLOCK", 16)
+    monkeypatch.setattr(nearest_pose, "MEASURE_FLOATS", 1)  # one leaf per batch of exact distances
+    assert_search_exact(test, train, keeps=(1, 15, 150, 412))
+
+
 def test_duplicates_ties_and_test_equal_to_train():
     rng = np.random.default_rng(2)
     train = np.repeat(clustered_poses(rng, 60, 16, 5, 20.0), 40, axis=0)  # k-means clusters far over LEAF_MAX
