@@ -323,10 +323,11 @@ def test_derive_hard_poses_matches_brute_force():
     np.testing.assert_array_equal(idx, candidates[order])
     np.testing.assert_allclose(hard, hardness[order], rtol=1e-5)
     assert np.all(np.diff(hard) <= 0)
-    # chunk sizes (training chunk 7, one test pose per block) do not change the result
-    idx2, hard2 = evaluation.derive_hard_poses(train, test, every=5, fraction=0.2, chunk=7, memory_mb=0)
+    # the brute force, in any blocks (training chunk 7, one test pose per block), gives the same, bit for bit
+    blocks = {"chunk": 7, "memory_mb": 0, "brute_force": True}
+    idx2, hard2 = evaluation.derive_hard_poses(train, test, every=5, fraction=0.2, **blocks)
     np.testing.assert_array_equal(idx2, idx)
-    np.testing.assert_allclose(hard2, hard, rtol=1e-6)
+    np.testing.assert_array_equal(hard2, hard)
     # deterministic, and torch input gives the same
     idx3, hard3 = evaluation.derive_hard_poses(torch.tensor(train), torch.tensor(test), every=5, fraction=0.2)
     np.testing.assert_array_equal(idx3, idx)

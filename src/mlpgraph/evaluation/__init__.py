@@ -2,7 +2,8 @@
 
 Prediction with test-time flip and optional pose refinement (:mod:`~mlpgraph.evaluation.prediction`),
 Human3.6M P1/P2 per action family (:mod:`~mlpgraph.evaluation.h36m`), MPI-INF-3DHP PCK/AUC per scene
-(:mod:`~mlpgraph.evaluation.mpi3dhp`), the derived hard-pose set (:mod:`~mlpgraph.evaluation.hard_poses`)
+(:mod:`~mlpgraph.evaluation.mpi3dhp`), the derived hard-pose set (:mod:`~mlpgraph.evaluation.hard_poses`; its
+exact nearest-pose search: :mod:`~mlpgraph.evaluation.nearest_pose` over a :mod:`~mlpgraph.evaluation.pose_tree`)
 and inference time (:mod:`~mlpgraph.evaluation.timing`).
 
 Predictions are root-relative metres; the metrics (:mod:`mlpgraph.metrics`) are taken in mm. Every
