@@ -227,7 +227,7 @@ def test_fast_configs_cover_both_initial_variants():
 def test_small_batches_of_wide_windows_are_not_folded():
     model = MLPGraph(**FAST_CONFIGS[3]).eval()  # 2T = 54 > C = 32
     with torch.no_grad():
-        assert model.path_for(torch.zeros(FOLD_MIN_BATCH - 1, 27, 17, 2)) == "joint_major"
+        assert model.path_for(torch.zeros(FOLD_MIN_BATCH - 1, 27, 17, 2)) == "release"
         assert model.path_for(torch.zeros(FOLD_MIN_BATCH, 27, 17, 2)) == "folded"
         narrow = MLPGraph(**FAST_CONFIGS[0]).eval()
         assert narrow.path_for(torch.zeros(1, 1, 16, 2)) == "folded"
