@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import json
 import logging
 import resource
 import sys
@@ -36,10 +35,9 @@ import numpy as np
 import torch
 from machine import machine_info
 from peer_paths import PerItemWindows, ReleaseStyleWindows, per_item_epoch, random_arrays, release_epoch
+from results_file import refuse_bad_out, write_results
 
 from mlpgraph.data.batches import PoseArrays, gather_windows
-from mlpgraph.errors import UserInputError
-from mlpgraph.outputs import Output, atomic_path, check_outputs
 
 log = logging.getLogger("bench.data")
 
@@ -318,10 +316,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="device(s) for the vectorised path (default: cpu, and cuda when available)",
     )
     args = parser.parse_args(argv)
-    try:  # refused before the benchmark runs, not after
-        check_outputs([Output(args.out, option="--out")], inputs=[args.processed])
-    except UserInputError as exc:
-        parser.error(str(exc))
+    refuse_bad_out(parser, args.out, inputs=(args.processed,))
     return args
 
 
@@ -354,9 +349,7 @@ def main(argv: list[str] | None = None) -> int:
             results["synthetic"] = bench_generate_preprocess(scales, Path(tmp))
 
     results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    with atomic_path(args.out) as tmp_out:
-        tmp_out.write_text(json.dumps(results, indent=2) + "\n")
-    log.info("wrote %s", args.out)
+    write_results(args.out, results)
     print(format_table(results))
     return 0
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 import shutil
 import sys
@@ -42,6 +41,7 @@ from flops import device_peaks, training_flops
 from gpu_report import format_report, goal_result
 from machine import machine_info
 from peer_paths import random_arrays
+from results_file import refuse_bad_out, write_results
 from torch import Tensor
 from torch._dynamo.utils import counters  # graph breaks and skipped CUDA graphs: what compilation did
 
@@ -50,7 +50,6 @@ from mlpgraph.devices import resolve_device
 from mlpgraph.errors import UserInputError
 from mlpgraph.layouts import get_layout, root_relative
 from mlpgraph.models import PAPER_CONFIGS, build_model, count_parameters
-from mlpgraph.outputs import Output, atomic_path, check_outputs
 from mlpgraph.params import PRESETS_DIR
 from mlpgraph.progress import progress
 from mlpgraph.training import make_train_step
@@ -224,7 +223,7 @@ def bench_inference(label: str, data: PoseArrays, batches: list[int], device: to
         for precision in precisions:
             with torch.inference_mode(), Speed(precision, compile=False).autocast(device):
                 seconds = time_call(lambda w=windows: model(w), device, min_runs=5, min_seconds=min_seconds)
-                path = model.path_for(windows)
+                path = model.path_for(len(windows))
             rows.append({"model": label, "batch": batch, "precision": precision, "path": path,
                          "latency_ms": seconds * 1e3, "poses_per_s": batch / seconds})
             log.info("%s inference batch %d %s: %.0f poses/s", label, batch, precision, batch / seconds)
@@ -330,10 +329,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("need --batch-size >= 1, --samples >= --batch-size, --steps >= 1 and --warmup-steps >= 1")
     if not args.params.is_file():
         parser.error(f"--params: {args.params} is not a file")
-    try:  # refused before the benchmark runs, not after
-        check_outputs([Output(args.out, option="--out")])
-    except UserInputError as exc:
-        parser.error(str(exc))
+    refuse_bad_out(parser, args.out)
     return args
 
 
@@ -348,9 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     except UserInputError as exc:
         sys.stderr.write(f"{exc}\n")
         return 2
-    with atomic_path(args.out) as tmp:
-        tmp.write_text(json.dumps(results, indent=2) + "\n")
-    log.info("wrote %s", args.out)
+    write_results(args.out, results)
     print(format_report(results))
     return 0
 

@@ -20,7 +20,6 @@ Results go to a JSON file (``metrics/bench_hard_poses.json`` by default); the ta
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import resource
 import sys
@@ -31,14 +30,13 @@ from typing import Any
 import numpy as np
 import torch
 from machine import machine_info
+from results_file import refuse_bad_out, write_results
 
 from mlpgraph.cameras import load_cameras
 from mlpgraph.data.synthetic import TEST_SUBJECTS, TRAIN_SUBJECTS, generate_positions_3d
-from mlpgraph.errors import UserInputError
 from mlpgraph.evaluation import derive_hard_poses
 from mlpgraph.evaluation.nearest_pose import SearchWork, nearest_distances_brute_force
 from mlpgraph.layouts import H36M16, H36M32, root_relative, select_joints
-from mlpgraph.outputs import Output, atomic_path, check_outputs
 
 log = logging.getLogger("bench.hard_poses")
 
@@ -221,10 +219,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--out", type=Path, default=Path("metrics/bench_hard_poses.json"))
     args = parser.parse_args(argv)
-    try:  # refused before the benchmark runs, not after
-        check_outputs([Output(args.out, option="--out")])
-    except UserInputError as exc:
-        parser.error(str(exc))
+    refuse_bad_out(parser, args.out)
     if min(args.every) < 1 or not 0.0 < args.fraction <= 1.0:
         parser.error("--every must be at least 1 and --fraction in (0, 1]")
     return args
@@ -249,9 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         run["speedup"] = run["brute_force_extrapolated_seconds"] / run["seconds"]
         results["runs"].append(run)
     results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    with atomic_path(args.out) as tmp_out:
-        tmp_out.write_text(json.dumps(results, indent=2) + "\n")
-    log.info("wrote %s", args.out)
+    write_results(args.out, results)
     print(format_table(results))
     return 0
 

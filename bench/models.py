@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import logging
 import statistics
 import sys
@@ -28,13 +27,12 @@ from typing import Any
 
 import torch
 from machine import machine_info
+from results_file import refuse_bad_out, write_results
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from mlpgraph.errors import UserInputError
 from mlpgraph.layouts import get_layout
 from mlpgraph.models import PAPER_CONFIGS, MLPGraph, build_model, count_parameters
-from mlpgraph.outputs import Output, atomic_path, check_outputs
 
 log = logging.getLogger("bench.models")
 
@@ -170,10 +168,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 256])
     parser.add_argument("--min-seconds", type=float, default=1.0, help="minimum timed seconds per measurement")
     args = parser.parse_args(argv)
-    try:  # refused before the benchmark runs, not after
-        check_outputs([Output(args.out, option="--out")])
-    except UserInputError as exc:
-        parser.error(str(exc))
+    refuse_bad_out(parser, args.out)
     return args
 
 
@@ -182,9 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     devices = args.device or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     results = run(devices, tuple(args.batches), args.min_seconds)
-    with atomic_path(args.out) as tmp:
-        tmp.write_text(json.dumps(results, indent=2) + "\n")
-    log.info("wrote %s", args.out)
+    write_results(args.out, results)
     print(format_table(results))
     return 0
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import logging
 import statistics
 import sys
@@ -42,6 +41,7 @@ import numpy as np
 import torch
 from machine import machine_info
 from peer_paths import ReleaseStyleWindows, random_arrays
+from results_file import refuse_bad_out, write_results
 from torch.utils.data import DataLoader
 
 from mlpgraph.data.batches import PoseArrays
@@ -49,7 +49,6 @@ from mlpgraph.errors import UserInputError
 from mlpgraph.evaluation import evaluate_h36m, predict
 from mlpgraph.layouts import H36M16
 from mlpgraph.models import PAPER_CONFIGS, build_model
-from mlpgraph.outputs import Output, atomic_path, check_outputs
 from mlpgraph.params import load_params
 from mlpgraph.training import Recipe, lifting_loss, make_train_step, seed_everything, train
 
@@ -262,8 +261,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--accuracy-epochs", type=int, default=2, help="0 skips the accuracy check")
     parser.add_argument("--accuracy-processed", type=Path, default=Path("data/processed/synthetic_gt_h36m16.h5"))
     args = parser.parse_args(argv)
+    refuse_bad_out(parser, args.out)
     try:  # refused before the benchmark runs, not after
-        check_outputs([Output(args.out, option="--out")])
         load_params(args.params)
         if args.accuracy_epochs and not args.accuracy_processed.is_file():
             raise UserInputError(
@@ -288,8 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     if args.accuracy_epochs:
         results["accuracy"] = accuracy_check(args)
-    with atomic_path(args.out) as tmp:
-        tmp.write_text(json.dumps(results, indent=2) + "\n")
+    write_results(args.out, results)
     print(format_table(rows))
     if "accuracy" in results:
         print(format_accuracy(results["accuracy"]))

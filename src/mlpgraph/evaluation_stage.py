@@ -184,6 +184,5 @@ def timing(model: nn.Module, frames: int, joints: int, batch_sizes: list[int]) -
     measured = inference_time(deployed, (frames, joints, 2), device, batch_sizes=tuple(batch_sizes))
     path_for = getattr(deployed, "path_for", None)
     with torch.no_grad():
-        largest = torch.zeros(max(batch_sizes), frames, joints, 2, device=device)
-        measured["path"] = path_for(largest) if path_for is not None else "plain"
+        measured["path"] = path_for(max(batch_sizes)) if path_for is not None else "plain"
     return InferenceTime.from_dict(measured)

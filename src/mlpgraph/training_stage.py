@@ -63,24 +63,10 @@ def recipe_for(params: Mapping[str, Any], experiment: Experiment, refine: bool =
     With ``refine`` the refinement's mode and root depth too (``refinement.EXP``); the lifting
     network alone is trained with the defaults (joint, gt), whatever the refinement entry says.
     """
-    train_params, rates = params["train"], params["recipes"][experiment.recipe_kind]
     refinement = (experiment.refinement or {}) if refine else {}
-    return Recipe(
-        epochs=train_params["epochs"],
-        batch_size=train_params["batch_size"],
-        seed=train_params["seed"],
-        device=train_params["device"],
-        precision=train_params["precision"],
-        compile=train_params["compile"],
-        flip_augment=train_params["flip_augment"],
-        l1_weight=float(train_params["l1_weight"]),
-        symmetry_weight=float(train_params["symmetry_weight"]),
-        max_loss=float(train_params["max_loss"]),
-        lr=float(rates["lr"]),
-        lr_decay=float(rates["lr_decay"]),
-        lr_decay_large=float(rates["lr_decay_large"]),
-        large_decay_epoch=rates["large_decay_epoch"],
-        detected=experiment.recipe_kind == "detected",
+    return Recipe.from_params(
+        params,
+        experiment.recipe_kind,
         refine=refine,
         refine_mode=str(refinement.get("mode", "joint")),
         root_depth=str(refinement.get("root_depth", "gt")),

@@ -132,7 +132,7 @@ def fold(model: MLPGraph) -> dict[str, Any]:
         kernels.append(kernel.to(dtype).contiguous())
         initial_scale.append(scale)
         biases.append(bias)
-    fused: dict[str, Any] = {"kernels": kernels, "augmented": augmented}
+    fused: dict[str, Any] = {"kernels": kernels}
     if not augmented:
         scale = torch.cat(initial_scale, dim=1)
         offsets = [0]
@@ -150,7 +150,8 @@ def forward_folded(model: MLPGraph, fused: dict[str, Any], x: Tensor) -> Tensor:
     n, j = x.shape[0], model.num_joints
     tokens = _joint_tokens(model, x)
     h = torch.addmm(model.embed.bias, tokens, model.embed.weight.T)
-    if fused["augmented"]:
+    augmented = uses_tokens(model)
+    if augmented:
         tokens_1 = torch.cat((tokens, tokens.new_ones(j * n, 1)), dim=1).view(j, n, -1)
     else:
         initial = (h @ fused["initial_matrix"]).view(j, n, -1)
@@ -160,7 +161,7 @@ def forward_folded(model: MLPGraph, fused: dict[str, Any], x: Tensor) -> Tensor:
     kernels = fused["kernels"]
     for b, block in enumerate(model.blocks):
         h = h + _joint_mlp(block, h)
-        if fused["augmented"]:
+        if augmented:
             y = fn.gelu(torch.bmm(torch.cat((h, tokens_1), dim=2), kernels[2 * b]))
             y = fn.gelu(torch.bmm(torch.cat((y, tokens_1), dim=2), kernels[2 * b + 1]))
         else:

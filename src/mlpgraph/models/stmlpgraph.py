@@ -243,7 +243,7 @@ class MLPGraph(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """(N, T, J, 2) -> (N, J, 3), by :attr:`path_for` this call (the same function either way)."""
         self.check_input(x)
-        path = self.path_for(x)
+        path = self.path_for(x.shape[0])
         if path == FOLDED:
             signature = self._signature()
             if self._folded is None or self._folded[0] != signature:
@@ -270,8 +270,8 @@ class MLPGraph(nn.Module):
         self._folded = None
         return self
 
-    def path_for(self, x: Tensor) -> str:
-        """Which arithmetic a forward of ``x`` takes now.
+    def path_for(self, batch_size: int) -> str:
+        """Which arithmetic a forward of ``batch_size`` windows takes now.
 
         ``"folded"`` in eval mode without autograd (inference: eval BatchNorm folded into one weight
         per joint); ``"joint_major"`` when training or when parameter gradients may be needed;
@@ -284,7 +284,7 @@ class MLPGraph(nn.Module):
             return RELEASE
         if self.training or torch.is_grad_enabled():
             return JOINT_MAJOR
-        if x.shape[0] < FOLD_MIN_BATCH and not joint_major.uses_tokens(self):
+        if batch_size < FOLD_MIN_BATCH and not joint_major.uses_tokens(self):
             return RELEASE
         return FOLDED
 

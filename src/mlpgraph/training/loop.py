@@ -38,9 +38,8 @@ from mlpgraph.training.checkpointing import LAST, RunCheckpoints
 from mlpgraph.training.epoch import EpochContext, train_epoch
 from mlpgraph.training.recipe import Recipe, lr_after_epoch, resolve_device
 from mlpgraph.training.rng import rng_state
-from mlpgraph.training.speed import resolve_speed
 from mlpgraph.training.state import RunState, TrainResult, resume_or_start
-from mlpgraph.training.step import build_optimisation
+from mlpgraph.training.step import configure_speed_and_optimiser
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +126,7 @@ def _set_up(
         bone_lengths = torch.as_tensor(bone_lengths, dtype=torch.float32, device=device)
     params = [p for module in _trained_networks(model, refine, recipe) for p in module.parameters()]
     steps = recipe.epochs * -(-data.num_samples // recipe.batch_size)
-    speed = resolve_speed(recipe.precision, recipe.compile, device, steps)
-    optimisation = build_optimisation(params, recipe.lr, device, speed)
+    speed, optimisation = configure_speed_and_optimiser(params, recipe, device, steps)
     generator = torch.Generator(device="cpu")
     return EpochContext(
         model, refine, data, recipe, pad, device, optimisation, generator, bone_lengths, last_path, speed,

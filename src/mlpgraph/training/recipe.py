@@ -78,6 +78,32 @@ class Recipe:
         return dataclasses.asdict(self)
 
     @classmethod
+    def from_params(cls, params: Mapping[str, Any], recipe_kind: str, **fields: Any) -> Recipe:
+        """The ``train`` section of validated params plus the ``recipes.<recipe_kind>`` entry (gt | detected).
+
+        ``fields`` set the rest (``refine``, ``refine_mode``, ``root_depth``).
+        """
+        train_params, rates = params["train"], params["recipes"][recipe_kind]
+        return cls(
+            epochs=train_params["epochs"],
+            batch_size=train_params["batch_size"],
+            seed=train_params["seed"],
+            device=train_params["device"],
+            precision=train_params["precision"],
+            compile=train_params["compile"],
+            flip_augment=train_params["flip_augment"],
+            l1_weight=float(train_params["l1_weight"]),
+            symmetry_weight=float(train_params["symmetry_weight"]),
+            max_loss=float(train_params["max_loss"]),
+            lr=float(rates["lr"]),
+            lr_decay=float(rates["lr_decay"]),
+            lr_decay_large=float(rates["lr_decay_large"]),
+            large_decay_epoch=rates["large_decay_epoch"],
+            detected=recipe_kind == "detected",
+            **fields,
+        )
+
+    @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> Recipe:
         """Inverse of :meth:`to_dict`; unknown keys are refused by name."""
         known = {f.name for f in dataclasses.fields(cls)}

@@ -17,8 +17,10 @@ import torch
 from torch import Tensor, nn
 
 from mlpgraph.devices import resolve_device
+from mlpgraph.experiments import GT_KEYPOINTS
 from mlpgraph.params import load_params
 from mlpgraph.training.losses import lifting_loss
+from mlpgraph.training.recipe import Recipe
 from mlpgraph.training.speed import COMPILE_MIN_STEPS, Speed, resolve_speed
 
 log = logging.getLogger(__name__)
@@ -55,11 +57,14 @@ class Optimisation:
             self.scaler.load_state_dict(saved["scaler"])
 
 
-def build_optimisation(params: Iterable[nn.Parameter], lr: float, device: torch.device, speed: Speed) -> Optimisation:
-    """The released optimiser, Adam with amsgrad, and a gradient scaler enabled for float16 only."""
-    scaled = speed.scales_loss
-    optimizer = torch.optim.Adam(params, lr=lr, amsgrad=True)
-    return Optimisation(optimizer, torch.amp.GradScaler(device.type, enabled=scaled), scaled)
+def configure_speed_and_optimiser(
+    params: Iterable[nn.Parameter], recipe: Recipe, device: torch.device, steps: int
+) -> tuple[Speed, Optimisation]:
+    """The run's resolved speed settings and the released optimiser (Adam with amsgrad, float16 loss scaling)."""
+    speed = resolve_speed(recipe.precision, recipe.compile, device, steps)
+    optimizer = torch.optim.Adam(params, lr=recipe.lr, amsgrad=True)
+    scaler = torch.amp.GradScaler(device.type, enabled=speed.scales_loss)
+    return speed, Optimisation(optimizer, scaler, speed.scales_loss)
 
 
 def lifting_forward(
@@ -91,22 +96,20 @@ class TrainStep:
 def make_train_step(
     model: nn.Module,
     params_path: str | os.PathLike[str] = "params.yaml",
-    keypoints: str = "gt",
+    keypoints: str = GT_KEYPOINTS,
     steps: int | None = None,
 ) -> TrainStep:
     """The training step :func:`mlpgraph.training.train` runs for ``model``, configured from ``params_path``.
 
-    Reads (validated, over the file's preset) ``train.device``, ``train.precision``,
-    ``train.compile`` and ``train.l1_weight``, and the learning rate of the ``keypoints`` kind's
-    recipe (``gt`` or ``detected``). ``steps``: how many steps the caller will take, which
-    ``compile: auto`` weighs against the compilation's cost (None: a long run). Moves ``model``
-    to the device in train mode; every call is one optimiser step (see :class:`TrainStep`).
+    The recipe is the training stage's (:meth:`Recipe.from_params`: the ``train`` section, validated
+    over the file's preset, and the learning rate of the ``keypoints`` kind: ``gt`` or detected).
+    ``steps``: how many steps the caller will take, which ``compile: auto`` weighs against the
+    compilation's cost (None: a long run). Moves ``model`` to the device in train mode; every call
+    is one optimiser step (see :class:`TrainStep`).
     """
-    params = load_params(params_path)
-    train_params, rates = params["train"], params["recipes"]["gt" if keypoints == "gt" else "detected"]
-    device = resolve_device(train_params["device"])
+    recipe = Recipe.from_params(load_params(params_path), "gt" if keypoints == GT_KEYPOINTS else "detected")
+    device = resolve_device(recipe.device)
     model.to(device).train()
     run_steps = COMPILE_MIN_STEPS if steps is None else steps
-    speed = resolve_speed(train_params["precision"], train_params["compile"], device, run_steps)
-    optimisation = build_optimisation(model.parameters(), float(rates["lr"]), device, speed)
-    return TrainStep(speed.forward(model), optimisation, speed, device, float(train_params["l1_weight"]))
+    speed, optimisation = configure_speed_and_optimiser(model.parameters(), recipe, device, run_steps)
+    return TrainStep(speed.forward(model), optimisation, speed, device, recipe.l1_weight)
