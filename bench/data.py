@@ -33,11 +33,11 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from machine import machine_info
+from mlpgraph.data.batches import PoseArrays, gather_windows
 from peer_paths import PerItemWindows, ReleaseStyleWindows, per_item_epoch, random_arrays, release_epoch
 from results_file import refuse_bad_out, write_results
-
-from mlpgraph.data.batches import PoseArrays, gather_windows
 
 log = logging.getLogger("bench.data")
 

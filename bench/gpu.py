@@ -37,14 +37,12 @@ from typing import Any, TypeVar
 
 import torch
 import yaml
-from flops import device_peaks, training_flops
-from gpu_report import format_report, goal_result
-from machine import machine_info
-from peer_paths import random_arrays
-from results_file import refuse_bad_out, write_results
 from torch import Tensor
 from torch._dynamo.utils import counters  # graph breaks and skipped CUDA graphs: what compilation did
 
+from flops import device_peaks, training_flops
+from gpu_report import format_report, goal_result
+from machine import machine_info
 from mlpgraph.data.batches import PoseArrays
 from mlpgraph.devices import resolve_device
 from mlpgraph.errors import UserInputError
@@ -55,6 +53,8 @@ from mlpgraph.progress import progress
 from mlpgraph.training import make_train_step
 from mlpgraph.training.speed import PRECISIONS, Speed, native_bfloat16
 from models import time_call
+from peer_paths import random_arrays
+from results_file import refuse_bad_out, write_results
 
 log = logging.getLogger("bench.gpu")
 

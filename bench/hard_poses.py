@@ -29,14 +29,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from machine import machine_info
-from results_file import refuse_bad_out, write_results
 
+from machine import machine_info
 from mlpgraph.cameras import load_cameras
 from mlpgraph.data.synthetic import TEST_SUBJECTS, TRAIN_SUBJECTS, generate_positions_3d
 from mlpgraph.evaluation import derive_hard_poses
 from mlpgraph.evaluation.nearest_pose import SearchWork, nearest_distances_brute_force
 from mlpgraph.layouts import H36M16, H36M32, root_relative, select_joints
+from results_file import refuse_bad_out, write_results
 
 log = logging.getLogger("bench.hard_poses")
 

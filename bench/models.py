@@ -26,13 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from machine import machine_info
-from results_file import refuse_bad_out, write_results
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from machine import machine_info
 from mlpgraph.layouts import get_layout
 from mlpgraph.models import PAPER_CONFIGS, MLPGraph, build_model, count_parameters
+from results_file import refuse_bad_out, write_results
 
 log = logging.getLogger("bench.models")
 

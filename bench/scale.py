@@ -39,12 +39,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from scale_runner import EXPERIMENTS, NEEDS, REPO, RUNNERS, STAGES, WORKDIR_MARKER, ScaleBench, StageFailedError
-from scale_table import format_markdown
 
 from mlpgraph.errors import UserInputError
 from mlpgraph.outputs import Output, check_outputs
 from mlpgraph.paths import FINAL_CHECKPOINT, ArtifactLayout
+from scale_runner import EXPERIMENTS, NEEDS, REPO, RUNNERS, STAGES, WORKDIR_MARKER, ScaleBench, StageFailedError
+from scale_table import format_markdown
 
 log = logging.getLogger("bench.scale")
 

@@ -23,14 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from machine import machine_info
-from scale_table import format_markdown
 
 import mlpgraph
+from machine import machine_info
 from mlpgraph.outputs import atomic_path
 from mlpgraph.params import load_params
 from mlpgraph.paths import ArtifactLayout
 from mlpgraph.results import Skipped, write_record
+from scale_table import format_markdown
 
 log = logging.getLogger("bench.scale")
 

@@ -39,11 +39,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from machine import machine_info
-from peer_paths import ReleaseStyleWindows, random_arrays
-from results_file import refuse_bad_out, write_results
 from torch.utils.data import DataLoader
 
+from machine import machine_info
 from mlpgraph.data.batches import PoseArrays
 from mlpgraph.errors import UserInputError
 from mlpgraph.evaluation import evaluate_h36m, predict
@@ -51,6 +49,8 @@ from mlpgraph.layouts import H36M16
 from mlpgraph.models import PAPER_CONFIGS, build_model
 from mlpgraph.params import load_params
 from mlpgraph.training import Recipe, lifting_loss, make_train_step, seed_everything, train
+from peer_paths import ReleaseStyleWindows, random_arrays
+from results_file import refuse_bad_out, write_results
 
 log = logging.getLogger("bench.train")
 

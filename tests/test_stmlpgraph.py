@@ -208,6 +208,21 @@ def test_training_gradients_and_batch_statistics_match_release(cfg: dict):
         torch.testing.assert_close(fast_bn[key], value, atol=1e-6, rtol=1e-5)
 
 
+@pytest.mark.parametrize("cfg", FAST_CONFIGS, ids=lambda c: f"{c['layout']}-T{c['frames']}-C{c['hid_dim']}")
+def test_empty_batch_on_every_path(cfg: dict):
+    # a DDP rank whose share of the epoch's tail batch is empty still runs forward and backward
+    model = MLPGraph(**cfg).train()
+    joints = get_layout(cfg["layout"]).num_joints
+    x = torch.randn(0, cfg["frames"], joints, 2)
+    out = model(x)
+    assert out.shape == (0, joints, 3)
+    out.sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
+    for arithmetic in ("fast", "release"):
+        with torch.no_grad():
+            assert model.eval().use_arithmetic(arithmetic)(x).shape == (0, joints, 3)
+
+
 def test_dropout_is_applied_on_the_training_path():
     torch.manual_seed(6)
     model = MLPGraph(**FAST_CONFIGS[0], dropout=0.5).train()

@@ -72,16 +72,18 @@ def forward_differentiable(model: MLPGraph, x: Tensor) -> Tensor:
         initial_terms = [torch.addmm(model.embed.bias @ m, tokens, model.embed.weight.T @ m) for m in maps]
     else:
         initial_terms = [initial @ m for m in maps]
-    h = initial.view(j, n, -1)
+    c = initial.shape[1]
+    h = initial.view(j, n, c)
     for b, block in enumerate(model.blocks):
         h = h + _joint_mlp(block, h)
         y = h
         wjcs = ((block.wjc1, block.bn1, block.drop1), (block.wjc2, block.bn2, block.drop2))
         for (wjc, bn, drop), term in zip(wjcs, initial_terms[2 * b : 2 * b + 2], strict=True):
             scale = (wjc.alpha * wjc.modulation)[:, None, :]
-            init = torch.addcmul(wjc.bias, term.view(j, n, -1), scale)
+            width = bn.num_features  # explicit: -1 is ambiguous for an empty batch (a DDP rank's tail)
+            init = torch.addcmul(wjc.bias, term.view(j, n, width), scale)
             y = torch.baddbmm(init, y, joint_kernel(wjc))
-            y = drop(fn.gelu(bn(y.view(j * n, -1)))).view(j, n, -1)
+            y = drop(fn.gelu(bn(y.view(j * n, width)))).view(j, n, width)
         h = h + y
     out = model.head(model.norm(h))
     return out.transpose(0, 1)
@@ -152,9 +154,9 @@ def forward_folded(model: MLPGraph, fused: dict[str, Any], x: Tensor) -> Tensor:
     h = torch.addmm(model.embed.bias, tokens, model.embed.weight.T)
     augmented = uses_tokens(model)
     if augmented:
-        tokens_1 = torch.cat((tokens, tokens.new_ones(j * n, 1)), dim=1).view(j, n, -1)
+        tokens_1 = torch.cat((tokens, tokens.new_ones(j * n, 1)), dim=1).view(j, n, tokens.shape[1] + 1)
     else:
-        initial = (h @ fused["initial_matrix"]).view(j, n, -1)
+        initial = (h @ fused["initial_matrix"]).view(j, n, fused["initial_matrix"].shape[1])
         initial = torch.addcmul(fused["initial_bias"], initial, fused["initial_scale"])
     c = h.shape[1]
     h = h.view(j, n, c)
