@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as fn
 
+from mlpgraph.models.cpu_dropout import dropout
 from mlpgraph.models.joint_mlp import joint_mlp_rows
 
 if TYPE_CHECKING:
@@ -83,7 +84,7 @@ def forward_differentiable(model: MLPGraph, x: Tensor) -> Tensor:
             width = bn.num_features  # explicit: -1 is ambiguous for an empty batch (a DDP rank's tail)
             init = torch.addcmul(wjc.bias, term.view(j, n, width), scale)
             y = torch.baddbmm(init, y, joint_kernel(wjc))
-            y = drop(fn.gelu(bn(y.view(j * n, width)))).view(j, n, width)
+            y = dropout(fn.gelu(bn(y.view(j * n, width))), drop.p, drop.training).view(j, n, width)
         h = h + y
     out = model.head(model.norm(h))
     return out.transpose(0, 1)
@@ -100,8 +101,8 @@ def _joint_mlp(block: MixerBlock, h: Tensor) -> Tensor:
     if not block.training or drop_in.p == drop_out.p == 0.0:  # dropout is the identity
         rows = joint_mlp_rows(z.T.contiguous(), lin_in.weight, lin_in.bias, lin_out.weight, lin_out.bias)
         return rows.T.view(j, n, c)
-    z = drop_in(fn.gelu(torch.addmm(lin_in.bias[:, None], lin_in.weight, z)))
-    z = drop_out(torch.addmm(lin_out.bias[:, None], lin_out.weight, z))
+    z = dropout(fn.gelu(torch.addmm(lin_in.bias[:, None], lin_in.weight, z)), drop_in.p, drop_in.training)
+    z = dropout(torch.addmm(lin_out.bias[:, None], lin_out.weight, z), drop_out.p, drop_out.training)
     return z.view(j, n, c)
 
 
