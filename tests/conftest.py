@@ -27,10 +27,13 @@ BIN = Path(sys.executable).parent
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Under pytest-xdist (``make test-fast``) each worker runs torch on one thread: the workers share the cores."""
+    """Under pytest-xdist (``make test``, ``make test-fast``) each worker, and every tool it starts
+    (Snakemake, DVC, the stages), runs torch on one thread: the workers share the cores, and
+    OpenMP threads contending for a core cost far more than they give."""
     if os.environ.get("PYTEST_XDIST_WORKER"):
         import torch
 
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
         torch.set_num_threads(1)
 
 
