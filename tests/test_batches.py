@@ -267,3 +267,21 @@ def test_index_batches_cover_each_sample_once(tmp_path: Path, batch_size: int, d
     assert torch.equal(first, again)
     if batch_size < n:
         assert not torch.equal(first, torch.cat(epoch(True, 8)))
+
+
+@pytest.mark.parametrize("stride", [1, 2, 4, 7])
+def test_frame_stride_takes_every_kth_frame_of_each_sequence(tmp_path: Path, stride: int):
+    _write_processed(tmp_path / "p.h5")
+    data = PoseArrays.from_processed(tmp_path / "p.h5")
+    expected = [  # the plain loop: per sequence, frames 0, k, 2k, ... from its first sample
+        i
+        for start, end in sorted({(int(s), int(e)) for s, e in zip(data.seq_start, data.seq_end, strict=True)})
+        for i in range(start, end, stride)
+    ]
+    assert data.num_targets(stride) == len(expected)
+    assert data.target_indices(stride).tolist() == expected
+    batches = list(data.index_batches(64, shuffle=True, generator=torch.Generator().manual_seed(0), stride=stride))
+    assert len(batches) == -(-len(expected) // 64)
+    assert torch.cat(batches).sort().values.tolist() == expected
+    with pytest.raises(ValueError, match="stride"):
+        data.target_indices(0)

@@ -105,6 +105,7 @@ def test_with_defaults_keeps_the_users_order_and_does_not_mutate():
         ({"train.epochs": "ten"}, "params.yaml: train.epochs: input should be a valid integer, got 'ten'"),
         ({"train.epochs": 1.5}, "params.yaml: train.epochs: input should be a valid integer, got 1.5"),
         ({"train.epochs": 0}, "params.yaml: train.epochs: input should be greater than or equal to 1, got 0"),
+        ({"train.frame_stride": 0}, "params.yaml: train.frame_stride: input should be greater than or equal to 1"),
         ({"data.keypoints": "gt"}, "params.yaml: data.keypoints: input should be a valid list, got 'gt'"),
         ({"data.seed": "zero"}, "params.yaml: data.seed: input should be a valid integer, got 'zero'"),
         ({"evaluate.batch_size": -5}, "params.yaml: evaluate.batch_size: input should be greater than or equal to 1"),

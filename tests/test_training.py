@@ -34,6 +34,7 @@ from mlpgraph.training import (
     resolve_device,
     train,
 )
+from mlpgraph.training import epoch as epoch_module
 from mlpgraph.training.losses import lifting_loss, mpjpe_loss, refinement_loss, symmetry_penalty
 from tests.train_worker import PAD, build_networks, last_epoch, make_data
 
@@ -151,6 +152,23 @@ def test_loss_falls(data, tmp_path):
     assert [record["lr"] for record in result.history] == pytest.approx([5e-3, 4.75e-3, 4.5125e-3, 4.286875e-3])
     assert result.best_epoch is None and result.last_epoch == 4
     assert (tmp_path / FINAL).exists() and not (tmp_path / BEST).exists()
+
+
+def test_frame_stride_trains_on_every_kth_frame(data, tmp_path, monkeypatch):
+    seen: list[torch.Tensor] = []
+    real_step = epoch_module._train_step
+
+    def recording_step(ctx, indices, flip):
+        seen.append(indices.clone())
+        return real_step(ctx, indices, flip)
+
+    monkeypatch.setattr(epoch_module, "_train_step", recording_step)
+    _run(data, tmp_path, Recipe(epochs=1, batch_size=32, frame_stride=3, device="cpu"))
+    together = torch.cat(seen)
+    assert together.sort().values.tolist() == data.target_indices(3).tolist()
+    assert len(together) < data.num_samples / 2
+    with pytest.raises(UserInputError, match="frame_stride"):
+        Recipe(frame_stride=0)
 
 
 def test_determinism(data, tmp_path):

@@ -66,6 +66,7 @@ class Data(Strict):
 class Train(Strict):
     epochs: Positive
     batch_size: Positive
+    frame_stride: Positive
     seed: NonNegative
     device: Annotated[str, Field(pattern=DEVICE_PATTERN)]
     precision: Literal["auto", "float32", "bfloat16", "float16"]

@@ -296,21 +296,37 @@ class PoseArrays:
         batch_size: int,
         shuffle: bool = False,
         generator: torch.Generator | None = None,
+        stride: int = 1,
     ) -> Iterator[torch.Tensor]:
         """Index tensors (on this object's device) covering every sample once, last one partial.
 
-        Shuffled order is ``torch.randperm`` drawn from ``generator`` (seed it for reproducible
-        epochs); unshuffled order is sequence order.
+        ``stride`` k > 1 covers only every k-th frame of each sequence (frames 0, k, 2k, ... from
+        its start) as targets; their windows still read every frame. Shuffled order is
+        ``torch.randperm`` drawn from ``generator`` (seed it for reproducible epochs); unshuffled
+        order is sequence order.
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        n = self.num_samples
+        targets = self.target_indices(stride)
         if shuffle:
             gen_device = generator.device if generator is not None else torch.device("cpu")
-            order = torch.randperm(n, generator=generator, device=gen_device).to(self.device)
+            order = targets[torch.randperm(len(targets), generator=generator, device=gen_device).to(self.device)]
         else:
-            order = torch.arange(n, device=self.device)
+            order = targets
         yield from order.split(batch_size)
+
+    def target_indices(self, stride: int = 1) -> torch.Tensor:
+        """Sample indices of every ``stride``-th frame of each sequence, counted from its first frame."""
+        if stride < 1:
+            raise ValueError(f"stride must be >= 1, got {stride}")
+        everything = torch.arange(self.num_samples, device=self.device)
+        if stride == 1:
+            return everything
+        return everything[(everything - self.seq_start) % stride == 0]
+
+    def num_targets(self, stride: int = 1) -> int:
+        """How many samples :meth:`index_batches` covers at ``stride``."""
+        return self.num_samples if stride == 1 else len(self.target_indices(stride))
 
 
 def _torch_dtype(array: np.ndarray) -> torch.dtype:

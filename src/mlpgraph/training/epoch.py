@@ -95,9 +95,11 @@ def train_epoch(ctx: EpochContext, epoch: int) -> dict[str, float]:
     if ctx.refine is not None:
         ctx.refine.train()
     recipe = ctx.recipe
-    num_batches = -(-ctx.data.num_samples // recipe.batch_size)
+    num_batches = -(-ctx.data.num_targets(recipe.frame_stride) // recipe.batch_size)
     losses = _LossLog(epoch, num_batches, recipe.max_loss, ctx.last_path)
-    batches = ctx.data.index_batches(recipe.batch_size, shuffle=True, generator=ctx.generator)
+    batches = ctx.data.index_batches(
+        recipe.batch_size, shuffle=True, generator=ctx.generator, stride=recipe.frame_stride
+    )
     for indices in progress(batches, total=num_batches, desc=f"epoch {epoch}/{recipe.epochs}", leave=False):
         flip: Tensor | bool = False
         if recipe.flip_augment:

@@ -22,6 +22,7 @@ class Recipe:
     """Hyper-parameters of one training run; the defaults are the release's GT recipe.
 
     ``detected`` selects the learning-rate rule for detected 2D keypoints (e.g. HRNet);
+    ``frame_stride`` k trains on every k-th frame of each sequence (1, the release: every frame);
     ``l1_weight`` w gives the main loss (1 - w) MPJPE + w L1; ``max_loss`` (metres) is the batch
     loss above which a run counts as exploded. ``device`` "auto" means CUDA when available, else
     CPU. ``precision`` (auto | float32 | bfloat16 | float16 autocast; float16 with loss scaling)
@@ -31,6 +32,7 @@ class Recipe:
 
     epochs: int = 50
     batch_size: int = 256
+    frame_stride: int = 1
     lr: float = 1e-3
     lr_decay: float = 0.95
     lr_decay_large: float = 0.5
@@ -49,7 +51,7 @@ class Recipe:
     max_loss: float = 1000.0
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "large_decay_epoch"):
+        for name in ("epochs", "batch_size", "frame_stride", "large_decay_epoch"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise UserInputError(f"recipe.{name} must be a positive integer, got {value!r}")
@@ -87,6 +89,7 @@ class Recipe:
         return cls(
             epochs=train_params["epochs"],
             batch_size=train_params["batch_size"],
+            frame_stride=train_params["frame_stride"],
             seed=train_params["seed"],
             device=train_params["device"],
             precision=train_params["precision"],
