@@ -10,7 +10,7 @@ TORCH_SPEC ?= torch==2.13.0
 PIP_EXTRA ?=
 CORES ?= all
 PYTEST_ARGS ?=
-# Parallel workers of pytest-xdist for test and test-fast (auto: one per core).
+# Parallel workers of pytest-xdist for test-fast (auto: one per core).
 TEST_WORKERS ?= auto
 
 BIN := $(VENV)/bin
@@ -33,10 +33,9 @@ install: $(STAMP)
 reproduce: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake all --cores $(CORES) --profile profiles/local
 
-# The whole suite (what CI runs), over TEST_WORKERS processes; a module's tests stay on one worker
-# (--dist loadscope), so each end-to-end pipeline run its module shares happens once.
+# The whole suite (what CI runs).
 test: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Unit tests only, for everyday work: no Snakemake/DVC/SLURM/torchrun end-to-end runs (marker `slow`),
 # spread over TEST_WORKERS processes (each runs torch on one thread).
