@@ -37,7 +37,7 @@ def main(args: argparse.Namespace) -> None:
     device = params_device(params, args.params)
     flip, batch = params["evaluate"]["flip_test"], params["evaluate"]["batch_size"]
     hard = HardPoseSet.read(Path(args.hard))
-    test = load_split(params, Path(args.processed), "test", device) if hard.source == DERIVED else None
+    test = load_split(params, Path(args.processed), "test", device, experiment) if hard.source == DERIVED else None
     fingerprint = str(test.attrs.get("fingerprint")) if test is not None else None
 
     def measure(chosen: Selection) -> HardFigures:

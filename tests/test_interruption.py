@@ -26,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import h5py
 import pytest
 import torch
 
@@ -294,3 +295,20 @@ def test_training_killed_anywhere_then_rerun_resumes_to_the_same_checkpoints(pip
         assert differences(got, expected) == [], name
     for name in (SUMMARY, CURVE):
         assert differences(json.loads((repo / name).read_text()), json.loads((reference / name).read_text())) == []
+
+
+@pytest.mark.slow
+def test_a_processed_file_of_another_2d_source_is_refused_before_training(pipeline, tmp_path):
+    repo, _ = pipeline
+    other = tmp_path / "synthetic_hr_h36m16.h5"
+    shutil.copy2(repo / PROCESSED, other)
+    with h5py.File(other, "r+") as handle:
+        handle.attrs["keypoints"] = "hr"
+    out = tmp_path / "models"
+    cmd = stage_cmd("train_spatial", "--experiment", EXPERIMENT, "--processed", str(other), "--out", str(out))
+    cmd += ["--metrics", str(tmp_path / "s.json"), "--curve", str(tmp_path / "c.json")]
+    proc = run(cmd, repo, check=False)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "holds 'hr' 2D keypoints, but experiment 'mlpgraph_gt_f1' uses 'gt'" in lines[0]
+    assert not out.exists() and not (tmp_path / "s.json").exists()

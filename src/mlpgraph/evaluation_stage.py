@@ -122,13 +122,13 @@ class EvaluationSetup:
         ``params_file`` is named by the error for a device this machine lacks.
         """
         device = params_device(params, params_file)
-        test = load_split(params, processed, "test", device)
+        test = load_split(params, processed, "test", device, experiment)
         return cls(
             experiment=experiment,
             device=device,
             flip=params["evaluate"]["flip_test"],
             batch=params["evaluate"]["batch_size"],
-            train=load_split(params, processed, "train", device),
+            train=load_split(params, processed, "train", device, experiment),
             test=test,
             fingerprint=str(test.attrs.get("fingerprint")),
         )

@@ -73,9 +73,22 @@ def recipe_for(params: Mapping[str, Any], experiment: Experiment, refine: bool =
     )
 
 
-def load_split(params: Mapping[str, Any], processed: Path, split: str, device: torch.device) -> PoseArrays:
-    """The ``train`` or ``test`` subjects (``data.<split>_subjects``) of ``processed``, in memory on ``device``."""
-    return PoseArrays.from_processed(processed, subjects=list(params["data"][f"{split}_subjects"]), device=device)
+def load_split(
+    params: Mapping[str, Any], processed: Path, split: str, device: torch.device, experiment: Experiment
+) -> PoseArrays:
+    """The ``train`` or ``test`` subjects (``data.<split>_subjects``) of ``processed``, in memory on ``device``.
+
+    The file must hold ``experiment``'s 2D source: another one would train or score the network on
+    the wrong keypoints (and, for training, under the wrong recipe) without a word.
+    """
+    data = PoseArrays.from_processed(processed, subjects=list(params["data"][f"{split}_subjects"]), device=device)
+    held = data.attrs.get("keypoints")
+    if held != experiment.keypoints:
+        raise UserInputError(
+            f"{processed}: holds {held!r} 2D keypoints, but experiment {experiment.name!r} uses "
+            f"{experiment.keypoints!r} (pass its processed file)"
+        )
+    return data
 
 
 def h36m_evaluator(params: Mapping[str, Any], experiment: Experiment, test: PoseArrays):
@@ -130,8 +143,8 @@ def _train(
     spatial_dir: Path | None,
 ) -> TrainSummary:
     """:func:`run_training_stage`'s body on one rank (``context``)."""
-    train_data = load_split(params, processed, "train", context.device)
-    test_data = load_split(params, processed, "test", context.device) if context.is_main else None
+    train_data = load_split(params, processed, "train", context.device, experiment)
+    test_data = load_split(params, processed, "test", context.device, experiment) if context.is_main else None
     fingerprint = str(train_data.attrs.get("fingerprint"))
     model, refine = _networks(experiment, recipe, train_data.layout, spatial_dir)
     began = time.perf_counter()
