@@ -69,12 +69,14 @@ def paper_config(experiment: Experiment, model: nn.Module) -> str | None:
     return None
 
 
-def training_batches(data: PoseArrays, batch_size: int, pad: int, flip: bool, seed: int) -> Iterator[tuple]:
+def training_batches(
+    data: PoseArrays, batch_size: int, pad: int, flip: bool, seed: int, stride: int = 1
+) -> Iterator[tuple]:
     """Endless (windows, root-relative targets) as a training epoch draws them: shuffled indices, random flips."""
     generator = torch.Generator().manual_seed(seed)
     root = get_layout(data.layout).root
     while True:
-        for indices in data.index_batches(batch_size, shuffle=True, generator=generator):
+        for indices in data.index_batches(batch_size, shuffle=True, generator=generator, stride=stride):
             mask: torch.Tensor | bool = False
             if flip:
                 mask = (torch.rand(len(indices), generator=generator) < 0.5).to(data.device)
@@ -108,13 +110,14 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     params = load_params(args.params)
     experiment = load_experiment(params, args.experiment)
     device = params_device(params, args.params)
-    data = load_split(params, Path(args.processed), "train", device)
+    data = load_split(params, Path(args.processed), "train", device, experiment)
     seed_everything(params["train"]["seed"])
     model = build_model(experiment.model, layout=data.layout, **experiment.model_args)
-    batch_size, epochs = params["train"]["batch_size"], params["train"]["epochs"]
-    run_steps = epochs * -(-data.num_samples // batch_size)
+    batch_size, epochs, stride = (params["train"][key] for key in ("batch_size", "epochs", "frame_stride"))
+    epoch_samples = data.num_targets(stride)
+    run_steps = epochs * -(-epoch_samples // batch_size)
     step = make_train_step(model, args.params, keypoints=experiment.keypoints, steps=run_steps)
-    batches = training_batches(data, batch_size, experiment.pad, params["train"]["flip_augment"], args.seed)
+    batches = training_batches(data, batch_size, experiment.pad, params["train"]["flip_augment"], args.seed, stride)
     setup_s = time.perf_counter() - began
     warmup_s = timed_steps(step, batches, args.warmup, device)[0] if args.warmup else 0.0
     steps_s, samples, loss = timed_steps(step, batches, args.steps, device)
@@ -136,11 +139,11 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         "samples_timed": samples,
         "steps_s": steps_s,
         "samples_per_s": rate,
-        "train_samples": data.num_samples,
+        "train_samples": epoch_samples,
         "joints": data.num_joints,
         "setup_s": setup_s,
         "checkpoint_save_s": save_s,
-        "epoch_s_extrapolated": data.num_samples / rate,
+        "epoch_s_extrapolated": epoch_samples / rate,
         "last_loss": loss,
     }
 
