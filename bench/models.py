@@ -7,8 +7,9 @@ and batch 256 (median of timed runs after warm-up, eval mode, no autograd) and p
 batch 256. For MLP-Graph, its default fast arithmetic (``mlpgraph.models.joint_major``: one
 per-joint weight per graph convolution, BatchNorm folded, what ``predict`` and the evaluation
 stages run) is timed beside the release's arithmetic (``use_arithmetic("release")``, the plain
-path) in the same run, and the achieved FLOP/s is given as a fraction of the machine's measured
-matmul peak.
+path) in the same run, the two taking turns over :data:`ROUNDS` rounds so that the machine's
+drift falls on both alike, and the achieved FLOP/s is given as a fraction of the machine's
+measured matmul peak.
 
     .venv/bin/python bench/models.py                      # -> metrics/bench_models.json
 """
@@ -35,6 +36,8 @@ from mlpgraph.models import PAPER_CONFIGS, MLPGraph, build_model, count_paramete
 from results_file import refuse_bad_out, write_results
 
 log = logging.getLogger("bench.models")
+# Rounds over which the paths of one network (plain, fast) take turns being timed.
+ROUNDS = 5
 
 
 def _sync(device: torch.device) -> None:
@@ -42,9 +45,11 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_call(fn: Callable[[], Any], device: torch.device, min_runs: int, min_seconds: float) -> float:
-    """Median seconds of ``fn()`` over at least ``min_runs`` runs and ``min_seconds``, after warm-up."""
-    for _ in range(3):
+def time_call(
+    fn: Callable[[], Any], device: torch.device, min_runs: int, min_seconds: float, warmup: int = 3
+) -> float:
+    """Median seconds of ``fn()`` over at least ``min_runs`` runs and ``min_seconds``, after ``warmup`` calls."""
+    for _ in range(warmup):
         fn()
     _sync(device)
     times: list[float] = []
@@ -85,20 +90,47 @@ def flops_per_pose(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> float:
 
 
 def bench_model(
-    label: str, name: str, model: nn.Module, device: torch.device, batches: tuple[int, ...], min_seconds: float
-) -> dict[str, Any]:
-    """One row: FLOPs, latency per batch size and throughput at the largest batch."""
-    row: dict[str, Any] = {"model": label, "registry_name": name, "device": str(device)}
-    inputs = {b: example_inputs(name, model, b, device) for b in batches}
-    row["flops_per_pose"] = flops_per_pose(model, inputs[batches[-1]])
+    label: str,
+    name: str,
+    models: dict[str, nn.Module],
+    device: torch.device,
+    batches: tuple[int, ...],
+    min_seconds: float,
+) -> dict[str, dict[str, Any]]:
+    """One row per path of ``models`` (the same network by other arithmetic): FLOPs, latency per batch
+    size, throughput at the largest batch.
+
+    With several paths their timings interleave over :data:`ROUNDS` rounds (the median of the
+    rounds' medians), so a machine's drift during the run falls on every path alike.
+    """
+    rounds = ROUNDS if len(models) > 1 else 1
+    rows: dict[str, dict[str, Any]] = {}
+    inputs = {b: example_inputs(name, next(iter(models.values())), b, device) for b in batches}
+    for path, model in models.items():
+        rows[path] = {"model": label, "registry_name": name, "device": str(device)}
+        rows[path]["flops_per_pose"] = flops_per_pose(model, inputs[batches[-1]])
     for b in batches:
-        with torch.inference_mode():
-            seconds = time_call(lambda b=b: model(*inputs[b]), device, min_runs=10, min_seconds=min_seconds)
-        row[f"latency_b{b}_ms"] = seconds * 1e3
-        row[f"poses_per_s_b{b}"] = b / seconds
+        times: dict[str, list[float]] = {path: [] for path in models}
+        for round_ in range(rounds):
+            for path, model in models.items():
+                with torch.inference_mode():
+                    times[path].append(
+                        time_call(
+                            lambda m=model, b=b: m(*inputs[b]),
+                            device,
+                            min_runs=max(1, 10 // rounds),
+                            min_seconds=min_seconds / rounds,
+                            warmup=3 if round_ == 0 else 1,
+                        )
+                    )
+        for path in models:
+            seconds = statistics.median(times[path])
+            rows[path][f"latency_b{b}_ms"] = seconds * 1e3
+            rows[path][f"poses_per_s_b{b}"] = b / seconds
     largest = batches[-1]
-    row["achieved_flops_per_s"] = row["flops_per_pose"] * row[f"poses_per_s_b{largest}"]
-    return row
+    for row in rows.values():
+        row["achieved_flops_per_s"] = row["flops_per_pose"] * row[f"poses_per_s_b{largest}"]
+    return rows
 
 
 def run(devices: list[str], batches: tuple[int, ...], min_seconds: float) -> dict[str, Any]:
@@ -114,22 +146,19 @@ def run(devices: list[str], batches: tuple[int, ...], min_seconds: float) -> dic
             model = build_model(name, **config.overrides).to(device).eval()
             params = count_parameters(model)
             log.info("%s on %s (%d parameters)", label, device_name, params)
-            has_fast_path = isinstance(model, MLPGraph)
-            plain = copy.deepcopy(model).use_arithmetic("release") if has_fast_path else model
-            row = bench_model(label, name, plain, device, batches, min_seconds)
-            row["parameters"] = params
-            row["path"] = "plain"
-            row["fraction_of_matmul_peak"] = row["achieved_flops_per_s"] / peak
-            results["rows"].append(row)
-            if has_fast_path:
-                frow = bench_model(label, name, model, device, batches, min_seconds)
-                frow["parameters"] = params
-                frow["path"] = "fast"
-                frow["fraction_of_matmul_peak"] = frow["achieved_flops_per_s"] / peak
-                frow["speedup_over_plain"] = {
-                    f"b{b}": row[f"latency_b{b}_ms"] / frow[f"latency_b{b}_ms"] for b in batches
-                }
-                results["rows"].append(frow)
+            paths = {"plain": model}
+            if isinstance(model, MLPGraph):
+                paths = {"plain": copy.deepcopy(model).use_arithmetic("release"), "fast": model}
+            rows = bench_model(label, name, paths, device, batches, min_seconds)
+            for path, row in rows.items():
+                row["parameters"] = params
+                row["path"] = path
+                row["fraction_of_matmul_peak"] = row["achieved_flops_per_s"] / peak
+                if path == "fast":
+                    row["speedup_over_plain"] = {
+                        f"b{b}": rows["plain"][f"latency_b{b}_ms"] / row[f"latency_b{b}_ms"] for b in batches
+                    }
+                results["rows"].append(row)
     return results
 
 
