@@ -27,9 +27,9 @@ BIN = Path(sys.executable).parent
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Under pytest-xdist (``make test``, ``make test-fast``) each worker, and every tool it starts
-    (Snakemake, DVC, the stages), runs torch on one thread: the workers share the cores, and
-    OpenMP threads contending for a core cost far more than they give."""
+    """Under pytest-xdist (``make test-fast``, or ``make test PYTEST_ARGS="-n 2"``) each worker, and
+    every tool it starts (Snakemake, DVC, the stages), runs torch on one thread: the workers share
+    the cores, and OpenMP threads contending for a core cost far more than they give."""
     if os.environ.get("PYTEST_XDIST_WORKER"):
         import torch
 
