@@ -10,8 +10,11 @@ import pytest
 import yaml
 
 from mlpgraph.errors import UserInputError
+from mlpgraph.experiments import load_experiment
 from mlpgraph.params import get, load_params, with_defaults
 from mlpgraph.params_schema import MODEL_ARGS
+from mlpgraph.training.recipe import Recipe, lr_after_epoch
+from mlpgraph.training_stage import recipe_for
 from tests.conftest import ROOT
 
 
@@ -56,7 +59,7 @@ def test_null_in_params_yaml_takes_the_presets_value(tmp_path):
     assert params["evaluate"]["timing_batches"] == [1, 64]
 
 
-@pytest.mark.parametrize(("preset", "frames", "epochs"), [("full", 243, 50), ("small", 27, 2), ("tiny", 9, 2)])
+@pytest.mark.parametrize(("preset", "frames", "epochs"), [("full", 243, 50), ("small", 27, 8), ("tiny", 9, 2)])
 def test_presets_scale_the_temporal_experiment(tmp_path, preset, frames, epochs):
     params = load_params(write_repo(tmp_path, preset))
     assert params["experiments"]["mlpgraph_gt_f243_refine"]["model_args"]["frames"] == frames
@@ -81,7 +84,41 @@ def test_every_preset_sets_the_same_keys():
     assert len({frozenset(k) for k in scalar_keys.values()}) == 1, scalar_keys
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     for key in scalar_keys["full"]:
-        assert get(raw, key) is None, f"params.yaml sets {key}, so no preset could"
+        assert get(raw, key, None) is None, f"params.yaml sets {key}, so no preset could"
+
+
+@pytest.mark.parametrize("preset", ["tiny", "full"])
+def test_tiny_and_full_train_with_the_releases_recipes(tmp_path, preset):
+    params = load_params(write_repo(tmp_path, preset))
+    gt = recipe_for(params, load_experiment(params, "mlpgraph_gt_f1"))
+    hr = recipe_for(params, load_experiment(params, "mlpgraph_hr_f243_refine"))
+    assert (gt.lr, gt.lr_decay, gt.lr_decay_large, gt.large_decay_epoch) == (1e-3, 0.95, 0.5, 5)
+    assert (hr.lr, hr.lr_decay, hr.lr_decay_large, hr.large_decay_epoch) == (5e-3, 0.90, 0.5, 4)
+
+
+def learning_rates(recipe: Recipe) -> list[float]:
+    """The learning rate of every epoch of ``recipe``'s run."""
+    rates = [recipe.lr]
+    for epoch in range(1, recipe.epochs):
+        rates.append(lr_after_epoch(rates[-1], epoch, recipe))
+    return rates
+
+
+def test_small_trains_both_2d_sources_on_one_decaying_schedule(tmp_path):
+    """``make reproduce`` compares ground-truth with detected 2D, so their schedules must not differ."""
+    params = load_params(write_repo(tmp_path, "small"))
+    gt = recipe_for(params, load_experiment(params, "mlpgraph_gt_f243_refine"))
+    hr = recipe_for(params, load_experiment(params, "mlpgraph_hr_f243_refine"))
+    assert gt.detected != hr.detected
+    assert learning_rates(gt) == pytest.approx(learning_rates(hr), rel=1e-12)
+    assert learning_rates(gt)[-1] < learning_rates(gt)[0] / 4
+
+
+def test_a_recipe_set_in_params_yaml_wins_over_the_presets(tmp_path):
+    mine = {"lr": 2e-4, "lr_decay": 0.99, "lr_decay_large": 0.9, "large_decay_epoch": 3}
+    params = load_params(write_repo(tmp_path, "small", **{"recipes.gt": mine}))
+    assert params["recipes"]["gt"] == mine
+    assert params["recipes"]["detected"] == load_params(write_repo(tmp_path / "b", "small"))["recipes"]["detected"]
 
 
 def test_a_preset_entry_for_an_experiment_not_listed_is_ignored(tmp_path):
