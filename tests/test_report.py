@@ -357,6 +357,8 @@ def test_main_table_numbers_are_the_files_and_paper_only_on_matching_rows(full_r
         assert row["P2 (mm), last epoch"] == one(h.last_epoch.P2)
         assert row["P1 / P2 (mm), best on test"] == f"{one(h.best_on_test.P1)} / {one(h.best_on_test.P2)}"
         assert row["inference time, batch 1 (ms)"] == f"{h.inference_time.batch['1'].median_s * 1000:.2f}"
+        p1 = [e.figures["P1"] for e in files["curve"].history]  # epochs 1, 2, 3: base + 10 / epoch
+        assert row["test P1 change, last 2 epochs"] == f"{(p1[0] - p1[2]) / p1[2] * 100:.1f} % (still changing)"
         paper = PAPER_FIGURES.get(h.model)
         if name in PAPER_ROWS:
             assert row["paper P1 (mm)"] == f"{paper.p1:g}" and row["paper P2 (mm)"] == f"{paper.p2:g}"

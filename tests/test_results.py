@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from mlpgraph.results import (
     RELEASE_SOURCE,
     DhpEvaluation,
     DhpUnavailable,
+    EpochRecord,
     ExperimentSummary,
     H36mEvaluation,
     HardEvaluation,
@@ -199,3 +201,27 @@ def test_skipped_needs_available_false():
     assert Skipped.from_dict(data).to_dict() == data
     with pytest.raises(UserInputError, match="field 'available' must be false, got 0"):
         Skipped.from_dict({**data, "available": 0}, "skipped.json")
+
+
+def curve(p1: list[float | None]) -> TrainingCurve:
+    return TrainingCurve(history=tuple(EpochRecord(epoch=e, figures={"P1": v}) for e, v in enumerate(p1, start=1)))
+
+
+@pytest.mark.parametrize(
+    ("p1", "change", "converged"),
+    [
+        ([100.0, 50.0, 49.5, 49.0], 1.0 / 49.0, False),  # 2.04 %: still changing
+        ([100.0, 50.0, 49.5, 49.2], 0.8 / 49.2, True),  # 1.63 %
+        ([60.0, 61.0, 60.5], 0.5 / 60.5, True),  # a rise counts as change too
+        ([100.0, 50.0, 10.0], 90.0 / 10.0, False),
+    ],
+)
+def test_recent_change_spans_the_last_two_epochs(p1, change, converged):
+    assert curve(p1).recent_change() == pytest.approx(change)
+    assert curve(p1).converged() is converged
+
+
+@pytest.mark.parametrize("p1", [[], [50.0], [50.0, 49.0], [None, 50.0, 49.0]])
+def test_recent_change_is_unknown_without_enough_epochs(p1):
+    assert math.isnan(curve(p1).recent_change())
+    assert curve(p1).converged() is None

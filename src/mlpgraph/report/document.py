@@ -16,6 +16,7 @@ from mlpgraph.report.formatting import DASH, fmt_1, fmt_run_id, markdown_table
 from mlpgraph.report.loading import ExperimentMetrics, load_metrics
 from mlpgraph.report.paper import PAPER_FRAMES, PAPER_KEYPOINTS, PAPER_LAYOUT, PAPER_SOURCE
 from mlpgraph.results import DhpEvaluation
+from mlpgraph.results.training import CONVERGENCE_EPOCHS, CONVERGENCE_TOLERANCE
 
 log = logging.getLogger(__name__)
 
@@ -214,6 +215,10 @@ def _introduction(metrics_dir: Path, data_lines: Sequence[str], label: str) -> l
         "this is the honest figure.",
         "- **best on test**: the epoch with the lowest test P1, the release's selection rule. It selects on "
         "the test split, so it is optimistic; it is given only to compare with numbers obtained that way.",
+        f"- **test P1 change, last {CONVERGENCE_EPOCHS} epochs**: how much the last epoch's test P1 differs from "
+        f"the one {CONVERGENCE_EPOCHS} epochs before, relative to it (training curve); below "
+        f"{CONVERGENCE_TOLERANCE:.0%} the run counts as converged, above it the figure is still moving "
+        "and ranks how fast a network learns as much as what it reaches.",
         "",
     ]
     if not label.startswith("user data") and "synthetic" in label:

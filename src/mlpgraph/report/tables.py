@@ -14,6 +14,7 @@ from mlpgraph.data.actions import ACTION_FAMILIES
 from mlpgraph.report.formatting import DASH, finite, fmt_1, fmt_count, fmt_ms, fmt_pair, markdown_table
 from mlpgraph.report.loading import ExperimentMetrics
 from mlpgraph.results import ActionFigures, DhpEvaluation, PckFigures
+from mlpgraph.results.training import CONVERGENCE_EPOCHS
 
 # Scene kinds of MPI-INF-3DHP in report order (mlpgraph.evaluation.SCENES, kept here so that the
 # report does not import torch).
@@ -34,6 +35,7 @@ MAIN_HEADER = (
     "P1 (mm), last epoch",
     "P2 (mm), last epoch",
     "P1 / P2 (mm), best on test",
+    f"test P1 change, last {CONVERGENCE_EPOCHS} epochs",
     "inference time, batch 1 (ms)",
     "paper P1 (mm)",
     "paper P2 (mm)",
@@ -60,6 +62,8 @@ def main_rows(runs: Sequence[ExperimentMetrics]) -> list[dict[str, Any]]:
                 "p2": float(h.last_epoch.P2),
                 "p1_best": float(h.best_on_test.P1),
                 "p2_best": float(h.best_on_test.P2),
+                "p1_change": run.curve.recent_change("P1"),
+                "converged": run.curve.converged("P1"),
                 "inference_batch1_s": float(batch1.median_s) if batch1 else math.nan,
                 "paper_p1": paper.p1 if paper else None,
                 "paper_p2": paper.p2 if paper else None,
@@ -86,6 +90,7 @@ def main_table(rows: Sequence[dict[str, Any]]) -> list[str]:
             fmt_1(r["p1"]),
             fmt_1(r["p2"]),
             fmt_pair(r["p1_best"], r["p2_best"]),
+            fmt_convergence(r["p1_change"], r["converged"]),
             fmt_ms(r["inference_batch1_s"]),
             paper(r["paper_p1"]),
             paper(r["paper_p2"]),
@@ -94,7 +99,14 @@ def main_table(rows: Sequence[dict[str, Any]]) -> list[str]:
         )
         for i, r in enumerate(rows, start=1)
     ]
-    return markdown_table(MAIN_HEADER, cells, "llllrrrrrrrrl")
+    return markdown_table(MAIN_HEADER, cells, "llllrrrrrrrrrl")
+
+
+def fmt_convergence(change: float, converged: bool | None) -> str:
+    """A run's recent relative change of test P1 in %, and whether that meets the convergence criterion."""
+    if converged is None:
+        return DASH
+    return f"{change * 100:.1f} % ({'converged' if converged else 'still changing'})"
 
 
 def _families(per_action: Iterable[Mapping[str, Any]]) -> list[str]:

@@ -16,6 +16,10 @@ from mlpgraph.results.records import FLATTEN, OPTIONAL_KEY, Record
 
 # ``source`` of a training summary whose network is the MLP-Graph authors' release, not trained here.
 RELEASE_SOURCE = "MLP-Graph release"
+# A run counts as converged when its test P1 changed by less than this fraction over its last
+# CONVERGENCE_EPOCHS epochs (the criterion the `small` preset's epochs are chosen by).
+CONVERGENCE_TOLERANCE = 0.02
+CONVERGENCE_EPOCHS = 2
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,6 +47,22 @@ class TrainingCurve(Record):
 
     history: tuple[EpochRecord, ...]
     note: str | None = field(default=None, metadata=OPTIONAL_KEY)
+
+    def recent_change(self, metric: str = "P1", epochs: int = CONVERGENCE_EPOCHS) -> float:
+        """How much ``metric`` moved over the last ``epochs`` epochs, relative to its last value.
+
+        ``|m(E) - m(E - epochs)| / m(E)`` for the last epoch E; NaN when the history holds fewer
+        than ``epochs + 1`` epochs or either value is missing.
+        """
+        if len(self.history) <= epochs:
+            return float("nan")
+        last, before = self.history[-1].value(metric), self.history[-1 - epochs].value(metric)
+        return abs(last - before) / last
+
+    def converged(self, metric: str = "P1") -> bool | None:
+        """Whether ``metric`` changed by less than ``CONVERGENCE_TOLERANCE`` over the last epochs; None: unknown."""
+        change = self.recent_change(metric)
+        return None if change != change else change < CONVERGENCE_TOLERANCE
 
 
 @dataclass(frozen=True, kw_only=True)
