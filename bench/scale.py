@@ -103,6 +103,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "sane on a machine other jobs share",
     )
     parser.add_argument(
+        "--compile", choices=("auto", "true", "false"),
+        help="train.compile of the work folder's params.yaml (default: the repository's); false skips "
+        "torch.compile's warm-up, minutes on a CPU",
+    )
+    parser.add_argument(
         "--max-stage-s", type=float, default=600.0,
         help="a probed stage predicted to take longer is extrapolated, not run whole (default 600)",
     )
@@ -155,7 +160,9 @@ def stages_present(root: Path) -> set[str]:
 def work_folder(args: argparse.Namespace) -> WorkFolder:
     """Create (or reuse) the work folder and write its ``params.yaml`` and presets."""
     if args.workdir is not None and (args.workdir / WORKDIR_MARKER).is_file():
-        return WorkFolder(args.workdir.resolve(), False, None, reused=True)
+        folder = WorkFolder(args.workdir.resolve(), False, None, reused=True)
+        write_params(folder.root, args, yaml.safe_load((folder.root / "params.yaml").read_text()))
+        return folder
     created_base = None
     if args.workdir is None:
         created_base = None if DEFAULT_BASE.exists() else DEFAULT_BASE
@@ -168,10 +175,17 @@ def work_folder(args: argparse.Namespace) -> WorkFolder:
     folder = WorkFolder(root.resolve(), created_root, created_base, reused=False)
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["preset"] = args.scale
-    (folder.root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    write_params(folder.root, args, params)
     shutil.copytree(REPO / "configs", folder.root / "configs")
     (folder.root / WORKDIR_MARKER).write_text(json.dumps({"scale": args.scale}) + "\n")
     return folder
+
+
+def write_params(root: Path, args: argparse.Namespace, params: dict) -> None:
+    """The work folder's ``params.yaml``: ``params`` with ``--compile`` applied when given."""
+    if args.compile is not None:
+        params["train"]["compile"] = {"auto": "auto", "true": True, "false": False}[args.compile]
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 def run_stages(bench: ScaleBench, stages: list[str]) -> int:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import ROOT, tool_env
 
@@ -93,3 +94,19 @@ def test_refuses_an_output_path_it_would_clobber(
         assert message in capsys.readouterr().err.splitlines()[-1], args
     assert (tmp_path / "work" / "someone's.txt").read_text() == "keep me\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taken", "work"]
+
+
+@pytest.mark.parametrize(("option", "expected"), [([], "auto"), (["--compile", "false"], False)])
+def test_compile_option_sets_the_work_folders_params(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, option: list[str], expected: object
+) -> None:
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    monkeypatch.chdir(tmp_path)
+    scale = importlib.import_module("scale")
+    args = scale.parse_args(["--scale", "tiny", "--workdir", "work", *option])
+    folder = scale.work_folder(args)
+    params = yaml.safe_load((folder.root / "params.yaml").read_text())
+    assert params["train"]["compile"] == expected and params["preset"] == "tiny"
+    # A kept folder reused with the option gets it too.
+    again = scale.work_folder(scale.parse_args(["--scale", "tiny", "--workdir", "work", "--compile", "true"]))
+    assert yaml.safe_load((again.root / "params.yaml").read_text())["train"]["compile"] is True
