@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from mlpgraph.evaluation import mpi3dhp
 from mlpgraph.layouts import get_layout
 from mlpgraph.models import PoseRefinement, build_model
 from mlpgraph.models.refine import mean_bone_lengths, refinement_input
+from mlpgraph.training_stage import h36m_evaluator
 
 LAYOUT = get_layout("h36m16")
 J = LAYOUT.num_joints
@@ -385,3 +387,16 @@ def test_inference_time():
         assert entry["median_s"] > 0 and entry["runs"] >= 3
         assert entry["poses_per_s"] == pytest.approx(int(size) / entry["median_s"])
     assert model.training
+
+
+@pytest.mark.parametrize("stride", [1, 2, 3])
+def test_training_curve_takes_every_kth_frame_of_each_test_sequence(stride):
+    data, model = make_data(lengths=(5, 1, 8, 3)), WindowMean(frames=3)
+    params = {"evaluate": {"flip_test": True, "batch_size": 4, "curve_frame_stride": stride}}
+    record = h36m_evaluator(params, SimpleNamespace(pad=1), data)(model, None)
+    frames = [start + f for start, length in ((0, 5), (5, 1), (6, 8), (14, 3)) for f in range(0, length, stride)]
+    expected = evaluation.evaluate_h36m(loop_predict(model, data, pad=1)[frames], data, torch.tensor(frames))
+    assert (record["P1"], record["P2"]) == pytest.approx((expected["P1"], expected["P2"]), rel=1e-6)
+    if stride == 1:
+        whole = evaluation.evaluate_h36m(loop_predict(model, data, pad=1), data)
+        assert record["P1"] == pytest.approx(whole["P1"], rel=1e-6)

@@ -617,3 +617,15 @@ def test_skipped_pretrained_experiment_is_listed_not_tabled(tmp_path):
     params["experiments"] = {"pretrained_gt_f1": params["experiments"]["pretrained_gt_f1"]}
     with pytest.raises(UserInputError, match="no experiment has figures"):
         build_report(params, tmp_path / "metrics", tmp_path / "results.md", tmp_path / "plots")
+
+
+def test_a_strided_training_curve_is_named_where_the_report_explains_the_selections(tmp_path):
+    params = make_params(["mlpgraph_gt_f1"])
+    write_metrics(tmp_path / "m", params)
+    build_report(params, tmp_path / "m", tmp_path / "r.md", tmp_path / "p")
+    assert "th test frame)" not in (tmp_path / "r.md").read_text()
+    params["evaluate"] = {"curve_frame_stride": 4}
+    build_report(params, tmp_path / "m", tmp_path / "r2.md", tmp_path / "p2")
+    intro = (tmp_path / "r2.md").read_text().split("##")[0]
+    assert "lowest test P1 on the training curve (every 4th test frame)," in intro
+    assert "relative to it (training curve (every 4th test frame))" in intro

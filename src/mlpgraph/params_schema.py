@@ -155,6 +155,7 @@ class Refinement(Strict):
 class Evaluate(Strict):
     flip_test: bool
     batch_size: Positive
+    curve_frame_stride: Positive
     hard_every: Positive
     hard_fraction: Fraction
     timing_batches: Annotated[list[Positive], Field(min_length=1)]

@@ -92,15 +92,20 @@ def load_split(
 
 
 def h36m_evaluator(params: Mapping[str, Any], experiment: Experiment, test: PoseArrays):
-    """The per-epoch test evaluation: P1/P2 (mm); refined, and the lifting network's alone, with refinement."""
+    """The per-epoch test evaluation: P1/P2 (mm); refined, and the lifting network's alone, with refinement.
+
+    It takes every ``evaluate.curve_frame_stride``-th frame of each test sequence (all of them at 1).
+    """
     flip, batch = params["evaluate"]["flip_test"], params["evaluate"]["batch_size"]
+    frames = test.target_indices(params["evaluate"]["curve_frame_stride"])
 
     def evaluate(model: nn.Module, refine: nn.Module | None) -> dict[str, float]:
         record: dict[str, float] = {}
         if refine is not None:
-            plain = evaluate_h36m(predict(model, test, experiment.pad, flip, batch), test)
+            plain = evaluate_h36m(predict(model, test, experiment.pad, flip, batch, indices=frames), test, frames)
             record["P1_spatial"], record["P2_spatial"] = plain["P1"], plain["P2"]
-        result = evaluate_h36m(predict(model, test, experiment.pad, flip, batch, refine=refine), test)
+        predicted = predict(model, test, experiment.pad, flip, batch, refine=refine, indices=frames)
+        result = evaluate_h36m(predicted, test, frames)
         record["P1"], record["P2"] = result["P1"], result["P2"]
         return record
 

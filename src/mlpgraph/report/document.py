@@ -11,6 +11,7 @@ from typing import Any
 
 from mlpgraph.errors import UserInputError
 from mlpgraph.outputs import PLOTS, Output, Staged, atomic_outputs
+from mlpgraph.params import get
 from mlpgraph.report import ablations, plots, tables
 from mlpgraph.report.formatting import DASH, fmt_1, fmt_run_id, markdown_table
 from mlpgraph.report.loading import ExperimentMetrics, load_metrics
@@ -200,8 +201,12 @@ def _draw_plots(
     return written, missing
 
 
-def _introduction(metrics_dir: Path, data_lines: Sequence[str], label: str) -> list[str]:
-    """The title, what the figures were measured on, where they come from and what the two selections mean."""
+def _introduction(metrics_dir: Path, data_lines: Sequence[str], label: str, curve_stride: int) -> list[str]:
+    """The title, what the figures were measured on, where they come from and what the two selections mean.
+
+    ``curve_stride``: the training curves' test frame stride (``evaluate.curve_frame_stride``).
+    """
+    curve = "" if curve_stride == 1 else f" (every {curve_stride}th test frame)"
     lines = [
         "# Results",
         "",
@@ -213,10 +218,11 @@ def _introduction(metrics_dir: Path, data_lines: Sequence[str], label: str) -> l
         "",
         "- **last epoch**: the model after the final training epoch. Nothing about the test split chose it: "
         "this is the honest figure.",
-        "- **best on test**: the epoch with the lowest test P1, the release's selection rule. It selects on "
-        "the test split, so it is optimistic; it is given only to compare with numbers obtained that way.",
+        f"- **best on test**: the epoch with the lowest test P1 on the training curve{curve}, the release's "
+        "selection rule. It selects on the test split, so it is optimistic; it is given only to compare with "
+        "numbers obtained that way.",
         f"- **test P1 change, last {CONVERGENCE_EPOCHS} epochs**: how much the last epoch's test P1 differs from "
-        f"the one {CONVERGENCE_EPOCHS} epochs before, relative to it (training curve); below "
+        f"the one {CONVERGENCE_EPOCHS} epochs before, relative to it (training curve{curve}); below "
         f"{CONVERGENCE_TOLERANCE:.0%} the run counts as converged, above it the figure is still moving "
         "and ranks how fast a network learns as much as what it reaches.",
         "",
@@ -313,7 +319,7 @@ def _write_report(
         return Path(os.path.relpath(path, out_md.parent)).as_posix()
 
     lines = [
-        *_introduction(metrics_dir, data_lines, label),
+        *_introduction(metrics_dir, data_lines, label, get(params, "evaluate.curve_frame_stride", 1)),
         *_results_sections(runs, drawn, skipped),
         "## Plots",
         "",
