@@ -59,7 +59,7 @@ def test_null_in_params_yaml_takes_the_presets_value(tmp_path):
     assert params["evaluate"]["timing_batches"] == [1, 64]
 
 
-@pytest.mark.parametrize(("preset", "frames", "epochs"), [("full", 243, 50), ("small", 27, 8), ("tiny", 9, 2)])
+@pytest.mark.parametrize(("preset", "frames", "epochs"), [("full", 243, 50), ("small", 27, 10), ("tiny", 9, 2)])
 def test_presets_scale_the_temporal_experiment(tmp_path, preset, frames, epochs):
     params = load_params(write_repo(tmp_path, preset))
     assert params["experiments"]["mlpgraph_gt_f243_refine"]["model_args"]["frames"] == frames

@@ -17,7 +17,7 @@ import torch
 import yaml
 from PIL import Image
 
-from mlpgraph.workflow import load_stage_table, rule_name
+from mlpgraph.workflow import commit_targets, load_stage_table, rule_name
 from tests.conftest import ROOT, make_pipeline_repo, run, set_params
 
 pytestmark = pytest.mark.slow
@@ -94,6 +94,31 @@ def test_stage_table_resolves_from_dvc_yaml():
     for family in ("train_spatial", "evaluate_h36m", "evaluate_3dhp", "hard_poses", "summarise"):
         assert {f"{family}@{e}" for e in params["experiments"]} <= set(specs), family
     assert {f"train_refine@{e}" for e in params["refinement"]} <= set(specs)
+
+
+def expand_targets(specs, targets: list[str]) -> set[str]:
+    """The stages ``dvc commit TARGETS`` commits: dvc.yaml is every stage, a family name its stages."""
+    stages = set()
+    for target in targets:
+        if target == "dvc.yaml":
+            stages |= {s.name for s in specs}
+        else:
+            stages |= {s.name for s in specs if s.name == target or s.name.startswith(target + "@")}
+    return stages
+
+
+def test_commit_targets_name_exactly_the_stages_that_ran_in_few_words():
+    specs = load_stage_table(ROOT)
+    everything = [s.name for s in specs]
+    assert commit_targets(specs, everything) == ["dvc.yaml"]
+    all_but_report = [n for n in everything if n != "report"]
+    targets = commit_targets(specs, all_but_report)
+    assert "train_spatial" in targets and "report" not in targets and len(targets) == len(set(targets)) < 15
+    assert expand_targets(specs, targets) == set(all_but_report)
+    some = ["train_spatial@mlpgraph_gt_f1", *(n for n in everything if n.startswith("evaluate_h36m@")), "fetch"]
+    targets = commit_targets(specs, some)
+    assert sorted(targets) == sorted(["fetch", "train_spatial@mlpgraph_gt_f1", "evaluate_h36m"])
+    assert expand_targets(specs, targets) == set(some)
 
 
 def test_snakemake_lists_one_rule_per_dvc_stage():
