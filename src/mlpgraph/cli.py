@@ -53,7 +53,10 @@ def _cmd_predict(args: argparse.Namespace) -> None:
         height=args.height,
         track_id=args.track_id,
         flip_test=not args.no_flip,
+        batch_size=args.batch_size,
+        device=args.device,
         gif=Path(args.gif) if args.gif else None,
+        input_fps=args.input_fps,
         **tuning,
     )
     log.info("predict: wrote %s%s", args.out, f" and {args.gif}" if args.gif else "")
@@ -113,6 +116,15 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--track-id", type=int, help="COCO track to lift (default: the track seen in the most frames)")
     p.add_argument("--max-gap", type=int, help="most consecutive frames that may be filled (default: 25)")
     p.add_argument("--no-flip", action="store_true", help="no flip test (default: average with the flipped input)")
+    p.add_argument(
+        "--input-fps",
+        type=float,
+        default=50.0,
+        help="frame rate of the keypoints (default: 50, the models'); temporal models see them resampled to 50 fps, "
+        "and one pose is written per input frame",
+    )
+    p.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda, cuda:N or mps")
+    p.add_argument("--batch-size", type=int, default=1024, help="poses lifted per batch (default: 1024)")
     p.add_argument("--gif", help="also write an animated GIF of the 2D input and the 3D prediction")
 
 
