@@ -25,7 +25,7 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet $(PIP_EXTRA) "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet -e ".[test,slurm]" "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -e ".[all,test,slurm]" "$(TORCH_SPEC)"
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mlpgraph.entry import run_command
+from mlpgraph.extras import require_extra
 from mlpgraph.outputs import Output, check_outputs
 
 log = logging.getLogger("mlpgraph")
@@ -41,6 +42,8 @@ def _cmd_import_release(args: argparse.Namespace) -> None:
 def _cmd_predict(args: argparse.Namespace) -> None:
     from mlpgraph.lifting import predict_file
 
+    if args.gif:
+        require_extra("viz", "--gif")
     outputs = [Output(args.out, option="--out")] + ([Output(args.gif, option="--gif")] if args.gif else [])
     check_outputs(outputs, inputs=[args.checkpoint, args.input])
     # Options left unset take the library's defaults (mlpgraph.lifting.DEFAULT_*): one source.
@@ -74,6 +77,7 @@ def _frame_range(text: str) -> tuple[int | None, int | None]:
 
 
 def _cmd_render(args: argparse.Namespace) -> None:
+    require_extra("pipeline", "mlpgraph render")
     from mlpgraph.devices import resolve_device
     from mlpgraph.viz import render_sequence
 
