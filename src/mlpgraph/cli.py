@@ -40,12 +40,20 @@ def _cmd_import_release(args: argparse.Namespace) -> None:
 
 
 def _cmd_predict(args: argparse.Namespace) -> None:
-    from mlpgraph.lifting import predict_file
+    from mlpgraph.errors import UserInputError
+    from mlpgraph.lifting import VideoOptions, predict_file
 
+    if (args.video is None) != (args.mp4 is None):
+        raise UserInputError("--video and --mp4 go together: the MP4 is drawn over the source video's frames")
     if args.gif:
         require_extra("viz", "--gif")
-    outputs = [Output(args.out, option="--out")] + ([Output(args.gif, option="--gif")] if args.gif else [])
-    check_outputs(outputs, inputs=[args.checkpoint, args.input])
+    if args.video:
+        require_extra("video", "--video/--mp4")
+    outputs = [Output(args.out, option="--out")]
+    outputs += [Output(args.gif, option="--gif")] if args.gif else []
+    outputs += [Output(args.mp4, option="--mp4")] if args.mp4 else []
+    check_outputs(outputs, inputs=[args.checkpoint, args.input, *([args.video] if args.video else [])])
+    video = VideoOptions(args.video, args.mp4, args.view, args.first_frame) if args.video else None
     # Options left unset take the library's defaults (mlpgraph.lifting.DEFAULT_*): one source.
     tuning = {name: value for name in ("min_score", "max_gap") if (value := getattr(args, name)) is not None}
     predict_file(
@@ -60,9 +68,11 @@ def _cmd_predict(args: argparse.Namespace) -> None:
         device=args.device,
         gif=Path(args.gif) if args.gif else None,
         input_fps=args.input_fps,
+        video=video,
         **tuning,
     )
-    log.info("predict: wrote %s%s", args.out, f" and {args.gif}" if args.gif else "")
+    written = [args.out, *(path for path in (args.gif, args.mp4) if path)]
+    log.info("predict: wrote %s", " and ".join(map(str, written)))
 
 
 def _frame_range(text: str) -> tuple[int | None, int | None]:
@@ -123,13 +133,18 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--input-fps",
         type=float,
-        default=50.0,
-        help="frame rate of the keypoints (default: 50, the models'); temporal models see them resampled to 50 fps, "
-        "and one pose is written per input frame",
+        help="frame rate of the keypoints (default: the --video's, else 50, the models'); temporal models see them "
+        "resampled to 50 fps, and one pose is written per input frame",
     )
     p.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda, cuda:N or mps")
     p.add_argument("--batch-size", type=int, default=1024, help="poses lifted per batch (default: 1024)")
     p.add_argument("--gif", help="also write an animated GIF of the 2D input and the 3D prediction")
+    p.add_argument("--video", help="the source video of the keypoints (its size and rate are the defaults)")
+    p.add_argument("--mp4", help="with --video: write an MP4 of its frames with the 2D skeleton beside the 3D")
+    p.add_argument("--view", default="rotate", help="--mp4's 3D panel: rotate (default, turning slowly) or fixed")
+    p.add_argument(
+        "--first-frame", type=int, default=0, help="the keypoint file's frame number of the video's first frame (0)"
+    )
 
 
 def _add_import_release(sub: argparse._SubParsersAction) -> None:

@@ -15,13 +15,18 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mlpgraph.errors import UserInputError
 from mlpgraph.lifter import MODEL_FPS, Lifter, check_fps, lifting_network
 from mlpgraph.outputs import atomic_outputs, atomic_path
 from mlpgraph.user_keypoints.filling import DEFAULT_MAX_GAP, DEFAULT_MIN_SCORE, PreparedKeypoints, prepare_keypoints
 from mlpgraph.user_keypoints.reading import read_keypoints
+
+if TYPE_CHECKING:
+    from mlpgraph.video import VideoInfo
 
 __all__ = ["DEFAULT_MAX_GAP", "DEFAULT_MIN_SCORE", "LiftResult", "lifting_network", "predict_file"]
 
@@ -78,6 +83,20 @@ def write_prediction(path: str | os.PathLike[str], result: LiftResult) -> Path:
     return path
 
 
+@dataclass(frozen=True)
+class VideoOptions:
+    """``predict --video IN --mp4 OUT``: the source video and the MP4 drawn over it.
+
+    ``first_frame``: the keypoint file's frame number of the video's first frame; ``view``:
+    ``rotate`` or ``fixed`` 3D panel (:func:`mlpgraph.video.write_prediction_video`).
+    """
+
+    video: str | os.PathLike[str]
+    mp4: str | os.PathLike[str]
+    view: str = "rotate"
+    first_frame: int = 0
+
+
 def predict_file(
     checkpoint: str | os.PathLike[str],
     input_path: str | os.PathLike[str],
@@ -91,29 +110,43 @@ def predict_file(
     batch_size: int = 1024,
     device: str = "auto",
     gif: str | os.PathLike[str] | None = None,
-    input_fps: float = MODEL_FPS,
+    input_fps: float | None = None,
+    video: VideoOptions | None = None,
 ) -> LiftResult:
     """Read, map, fill, lift and write one keypoint file (``mlpgraph predict``).
 
-    ``input_fps``: the keypoints' frame rate (one pose is written per input frame). With ``gif``,
-    also :func:`render_gif`. Everything that can be wrong with the inputs is checked before
-    anything is logged or written, so a user error leaves a single line and no output file. Both
-    files are written under temporary names and renamed into place together: a failure leaves
-    neither, and whatever was at ``out`` and ``gif`` before stays as it was.
+    ``input_fps``: the keypoints' frame rate (default: the video's, else 50); one pose is written
+    per input frame. With ``gif``, also :func:`render_gif`; with ``video``, the MP4 of the source
+    video with the 2D and 3D skeletons, whose size also stands in for ``width`` / ``height``.
+    Everything that can be wrong with the inputs is checked before anything is logged or
+    written, so a user error leaves a single line and no output file. All outputs are written
+    under temporary names and renamed into place together: a failure leaves none of them, and
+    whatever was at those paths before stays as it was.
     """
     from mlpgraph.devices import resolve_device
 
-    fps = check_fps(input_fps, "--input-fps")
-    resolved = str(resolve_device(device, "--device"))
-    lifter = Lifter.from_checkpoint(checkpoint, device=resolved, batch_size=batch_size)
+    info = _probe_video(video)
+    if info is not None:
+        width, height = width or float(info.width), height or float(info.height)
+        input_fps = info.fps if input_fps is None else input_fps
+    fps = check_fps(MODEL_FPS if input_fps is None else input_fps, "--input-fps")
+    lifter = Lifter.from_checkpoint(checkpoint, device=str(resolve_device(device, "--device")), batch_size=batch_size)
     seq = read_keypoints(input_path, lifter.layout, width, height, track_id)
     prepared = prepare_keypoints(seq, lifter.layout, min_score, max_gap)
-    poses = lifter.lift_prepared(prepared, fps, flip_test)
-    result = LiftResult(prepared, poses, lifter.frames, flip_test, fps)
-    with atomic_outputs(out, *([gif] if gif is not None else [])) as staged:
+    if video is not None and info is not None:
+        from mlpgraph.video import video_frame_indices
+
+        video_frame_indices(prepared, info, video.first_frame)
+    result = LiftResult(prepared, lifter.lift_prepared(prepared, fps, flip_test), lifter.frames, flip_test, fps)
+    extra = [path for path in (gif, video.mp4 if video else None) if path is not None]
+    with atomic_outputs(out, *extra) as staged:
         write_prediction(staged[0], result)
         if gif is not None:
             render_gif(result, staged[1])
+        if video is not None:
+            from mlpgraph.video import write_prediction_video
+
+            write_prediction_video(result, video.video, staged[-1], video.view, video.first_frame, info)
     if seq.selection:
         log.info("predict: %s: kept %s", seq.source, seq.selection)
     log.info(
@@ -125,6 +158,17 @@ def predict_file(
         min_score,
     )
     return result
+
+
+def _probe_video(video: VideoOptions | None) -> VideoInfo | None:
+    """The source video's frame count, rate and size, checked before any work (None without ``--video``)."""
+    if video is None:
+        return None
+    from mlpgraph.video import VIEWS, probe_video
+
+    if video.view not in VIEWS:
+        raise UserInputError(f"--view must be one of {', '.join(VIEWS)}, got {video.view!r}")
+    return probe_video(video.video)
 
 
 def render_gif(result: LiftResult, path: str | os.PathLike[str], title: str = "") -> Path:

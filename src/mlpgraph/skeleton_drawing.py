@@ -255,3 +255,75 @@ def _add_legends(ax2d: Any, ax3d: Any, with_gt: bool) -> None:
         frameon=True,
         framealpha=0.7,
     )
+
+
+MIN_BONE_PX = 2.0  # Pose3DPanel draws bones at least this many pixels wide
+PANEL_INCHES = 4.8  # the 3D panel's side in inches: at any pixel size its text and lines keep their proportions
+
+
+def pose_plot_limits(poses_3d: np.ndarray) -> np.ndarray:
+    """(3, 2) plot-axes limits of one cube holding every joint of (T, J, 3) camera-space poses (equal aspect)."""
+    return _cube_limits(_plot_coords(np.asarray(poses_3d, dtype=np.float64)))
+
+
+class Pose3DPanel:
+    """A square figure holding the 3D panel alone, built once; :meth:`draw` renders one pose (video frames).
+
+    Same panel as :func:`render_frames`' (bones in left/right colours, root-relative metres, camera
+    y flipped so the person stands up) in the fixed cube ``limits`` (:func:`pose_plot_limits`),
+    ``side_px`` pixels square.
+    """
+
+    def __init__(self, layout: SkeletonLayout, limits: np.ndarray, side_px: int) -> None:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+        from matplotlib.lines import Line2D
+
+        self.side_px = int(side_px)
+        dpi = self.side_px / PANEL_INCHES
+        inches = (self.side_px + 0.25) / dpi  # the canvas truncates to whole pixels: aim a quarter above
+        fig = Figure(figsize=(inches, inches), dpi=dpi)
+        self.canvas = FigureCanvasAgg(fig)
+        fig.subplots_adjust(left=0.03, right=0.97, bottom=0.07, top=0.93)
+        self.ax3d = fig.add_subplot(1, 1, 1, projection="3d")
+        _, self.lines = _build_3d_panel(self.ax3d, np.asarray(limits, dtype=np.float64), bone_sides(layout), False)
+        for line in self.lines:  # at least MIN_BONE_PX wide, or a small panel's bones fade into its grid
+            line.set_linewidth(max(line.get_linewidth(), MIN_BONE_PX * 72.0 / dpi))
+        self.bones = layout.bones
+        handles = [
+            Line2D([], [], color=LEFT_COLOUR, linewidth=2, label="left"),
+            Line2D([], [], color=RIGHT_COLOUR, linewidth=2, label="right"),
+        ]
+        self.ax3d.legend(handles=handles, loc="upper left", fontsize=7, frameon=False, bbox_to_anchor=(-0.02, 1.04))
+        self.label = fig.text(0.02, 0.015, "", fontsize=8, ha="left", va="bottom")
+        self._azimuth: float | None = None
+        self._background: Any = None
+
+    def draw(self, pose_3d: np.ndarray | None, azimuth: float, label: str) -> np.ndarray:
+        """(side, side, 3) uint8 RGB of the (J, 3) camera-space pose (None: empty axes) seen from ``azimuth``.
+
+        The axes are drawn once per azimuth and kept; the bones and the label are drawn over a copy
+        of them (blitting), so a still view costs a few milliseconds a frame. The array is a view of
+        the canvas: valid until the next call.
+        """
+        if azimuth != self._azimuth:
+            self.ax3d.view_init(elev=ELEVATION, azim=azimuth)
+            for line in self.lines:
+                line.set_visible(False)
+            self.label.set_text("")
+            self.canvas.draw()
+            self._background = self.canvas.copy_from_bbox(self.canvas.figure.bbox)
+            self._azimuth = azimuth
+        else:
+            self.canvas.restore_region(self._background)
+        if pose_3d is not None:
+            _set_segments_3d(self.lines, _plot_coords(np.asarray(pose_3d, dtype=np.float64)), self.bones)
+            for line in self.lines:
+                line.set_visible(True)
+                self.ax3d.draw_artist(line)
+        self.label.set_text(label)
+        self.canvas.figure.draw_artist(self.label)
+        rgb = np.asarray(self.canvas.buffer_rgba())[..., :3]
+        if rgb.shape[:2] != (self.side_px, self.side_px):
+            raise RuntimeError(f"Pose3DPanel: canvas is {rgb.shape[1]}x{rgb.shape[0]}, not {self.side_px} square")
+        return rgb
