@@ -191,3 +191,14 @@ def test_predict_bad_options_exit_2_in_one_line(tmp_path, checkpoints, capsys, e
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err, err
     assert not out.exists()
+
+
+def test_openpose_body25_arrays_map_by_name(checkpoints):
+    from mlpgraph.user_keypoints.joint_maps import BODY25_JOINTS
+
+    body25 = np.random.default_rng(6).uniform(200, 800, (4, 25, 2))
+    scores = np.ones((4, 25))
+    lifted = Lifter.from_checkpoint(checkpoints[1]).lift(body25, scores, width=W, height=H, layout="body25")
+    for joint, source in (("pelvis", "MidHip"), ("thorax", "Neck"), ("left_knee", "LKnee"), ("right_wrist", "RWrist")):
+        np.testing.assert_allclose(lifted.keypoints_2d[:, H36M16.index(joint)], body25[:, BODY25_JOINTS.index(source)])
+    np.testing.assert_allclose(lifted.poses_3d, _expected(1, lifted.keypoints_2d), atol=1e-6)

@@ -17,6 +17,7 @@ from pathlib import Path
 from mlpgraph.entry import run_command
 from mlpgraph.extras import require_extra
 from mlpgraph.outputs import Output, check_outputs
+from mlpgraph.user_keypoints.formats import KEYPOINT_FORMATS
 
 log = logging.getLogger("mlpgraph")
 
@@ -69,6 +70,7 @@ def _cmd_predict(args: argparse.Namespace) -> None:
         gif=Path(args.gif) if args.gif else None,
         input_fps=args.input_fps,
         video=video,
+        fmt=args.format,
         **tuning,
     )
     written = [args.out, *(path for path in (args.gif, args.mp4) if path)]
@@ -122,12 +124,29 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(handler=_cmd_predict)
     p.add_argument("--checkpoint", required=True, help="model checkpoint (e.g. models/EXP/spatial/final.pt)")
-    p.add_argument("--input", required=True, help="keypoints: .npz or COCO-17 keypoint JSON")
+    p.add_argument(
+        "--input",
+        required=True,
+        help="keypoints: .npz in the model's layout, COCO-17 results JSON, MMPose/RTMPose predictions JSON, "
+        "AlphaPose results JSON, or an OpenPose --write_json folder (BODY_25)",
+    )
+    p.add_argument(
+        "--format",
+        choices=KEYPOINT_FORMATS,
+        default="auto",
+        help="the --input's format (default: auto, told from the content)",
+    )
     p.add_argument("--out", required=True, help=".npz to write (poses_3d, keypoints_2d, frames, ...)")
     p.add_argument("--width", type=float, help="image width in pixels, when the file gives none")
     p.add_argument("--height", type=float, help="image height in pixels, when the file gives none")
     p.add_argument("--min-score", type=float, help="joints scored lower are interpolated (default: 0.3)")
-    p.add_argument("--track-id", type=int, help="COCO track to lift (default: the track seen in the most frames)")
+    p.add_argument(
+        "--track-id",
+        type=int,
+        help="person to lift: the file's track id, or (files without track ids) the number of a track linked over "
+        "time, numbered by first appearance (default: the file's track seen in the most frames, else the linked "
+        "track with the largest summed score)",
+    )
     p.add_argument("--max-gap", type=int, help="most consecutive frames that may be filled (default: 25)")
     p.add_argument("--no-flip", action="store_true", help="no flip test (default: average with the flipped input)")
     p.add_argument(

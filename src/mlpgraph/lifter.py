@@ -27,8 +27,8 @@ from torch import nn
 from mlpgraph.cameras import normalise_screen
 from mlpgraph.errors import UserInputError
 from mlpgraph.layouts import SkeletonLayout, get_layout
-from mlpgraph.user_keypoints.coco import COCO17_JOINTS
 from mlpgraph.user_keypoints.filling import DEFAULT_MAX_GAP, DEFAULT_MIN_SCORE, PreparedKeypoints, prepare_keypoints
+from mlpgraph.user_keypoints.joint_maps import BODY25_JOINTS, COCO17_JOINTS, HALPE26_JOINTS
 from mlpgraph.user_keypoints.sequence import Keypoints2D, positive_size
 
 if TYPE_CHECKING:
@@ -42,7 +42,11 @@ MAX_INPUT_FPS = 1000.0
 # the image's half-width) is blamed on the keypoints; nearer, on the checkpoint's weights.
 FAR_OUTSIDE_IMAGE = 10.0
 # Detector joint sets that :mod:`mlpgraph.user_keypoints` maps onto a model's layout by joint name.
-DETECTOR_JOINT_SETS: dict[str, tuple[str, ...]] = {"coco17": COCO17_JOINTS}
+DETECTOR_JOINT_SETS: dict[str, tuple[str, ...]] = {
+    "coco17": COCO17_JOINTS,
+    "halpe26": HALPE26_JOINTS,
+    "body25": BODY25_JOINTS,
+}
 
 
 @dataclass(frozen=True)
@@ -151,9 +155,10 @@ class Lifter:
     ) -> LiftedPoses:
         """Lift one person's (T, K, 2) pixel keypoints (frames at ``fps``) in joint set ``layout``.
 
-        ``layout``: ``coco17`` or another detector joint set that :mod:`mlpgraph.user_keypoints`
-        maps by name, or the model's own layout name. ``scores`` (T, K): joints scored below
-        ``min_score`` are filled in time (at most ``max_gap`` frames in a row); None: all confident.
+        ``layout``: a detector's joint set (``coco17``, ``halpe26``, OpenPose's ``body25``), mapped
+        by joint name as :mod:`mlpgraph.user_keypoints` maps files, or the model's own layout name.
+        ``scores`` (T, K): joints scored below ``min_score`` are filled in time (at most ``max_gap``
+        frames in a row); None: all confident.
         """
         sequence = keypoints_from_arrays(keypoints, scores, width, height, layout, self.layout)
         prepared = prepare_keypoints(sequence, self.layout, min_score, max_gap)

@@ -1,7 +1,8 @@
 """Lift the user's own keypoint file to root-relative 3D with a trained checkpoint (``mlpgraph predict``).
 
 The keypoint file is read and prepared by :mod:`mlpgraph.user_keypoints`: an ``.npz`` in the
-model's layout, or a 2D detector's output (told apart by content), mapped onto the model's layout
+model's layout, or a 2D detector's output (COCO-17 results, MMPose/RTMPose predictions,
+AlphaPose results, an OpenPose BODY_25 JSON folder; told apart by content), mapped onto the model's layout
 by joint name, low-confidence joints and missing frames filled from their neighbours in time. The
 lifting itself is :class:`mlpgraph.lifter.Lifter` (the Python API), so the command and the API
 give the same poses. Every problem with the input is a one-line
@@ -112,12 +113,15 @@ def predict_file(
     gif: str | os.PathLike[str] | None = None,
     input_fps: float | None = None,
     video: VideoOptions | None = None,
+    fmt: str = "auto",
 ) -> LiftResult:
     """Read, map, fill, lift and write one keypoint file (``mlpgraph predict``).
 
-    ``input_fps``: the keypoints' frame rate (default: the video's, else 50); one pose is written
-    per input frame. With ``gif``, also :func:`render_gif`; with ``video``, the MP4 of the source
-    video with the 2D and 3D skeletons, whose size also stands in for ``width`` / ``height``.
+    ``fmt``: the keypoint file's format (:data:`~mlpgraph.user_keypoints.reading.KEYPOINT_FORMATS`;
+    ``auto``: told from the content). ``input_fps``: the keypoints' frame rate (default: the
+    video's, else the file's, else 50); one pose is written per input frame. With ``gif``, also
+    :func:`render_gif`; with ``video``, the MP4 of the source video with the 2D and 3D skeletons,
+    whose size also stands in for ``width`` / ``height``.
     Everything that can be wrong with the inputs is checked before anything is logged or
     written, so a user error leaves a single line and no output file. All outputs are written
     under temporary names and renamed into place together: a failure leaves none of them, and
@@ -129,9 +133,11 @@ def predict_file(
     if info is not None:
         width, height = width or float(info.width), height or float(info.height)
         input_fps = info.fps if input_fps is None else input_fps
-    fps = check_fps(MODEL_FPS if input_fps is None else input_fps, "--input-fps")
+    if input_fps is not None:
+        check_fps(input_fps, "--input-fps")
     lifter = Lifter.from_checkpoint(checkpoint, device=str(resolve_device(device, "--device")), batch_size=batch_size)
-    seq = read_keypoints(input_path, lifter.layout, width, height, track_id)
+    seq = read_keypoints(input_path, lifter.layout, width, height, track_id, fmt)
+    fps = check_fps(input_fps or seq.fps or MODEL_FPS, "--input-fps")
     prepared = prepare_keypoints(seq, lifter.layout, min_score, max_gap)
     if video is not None and info is not None:
         from mlpgraph.video import video_frame_indices

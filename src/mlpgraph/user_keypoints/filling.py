@@ -14,7 +14,7 @@ import numpy as np
 
 from mlpgraph.errors import UserInputError
 from mlpgraph.layouts import SkeletonLayout
-from mlpgraph.user_keypoints.coco import COCO17_JOINTS, COCO17_TO_LAYOUT, coco_to_layout
+from mlpgraph.user_keypoints.joint_maps import SOURCE_SKELETONS, source_skeleton, to_layout
 from mlpgraph.user_keypoints.sequence import Keypoints2D
 
 DEFAULT_MIN_SCORE = 0.3
@@ -101,7 +101,8 @@ def prepare_keypoints(
 ) -> PreparedKeypoints:
     """Keypoints in ``layout`` on a gap-free frame grid, low-confidence joints and missing frames filled.
 
-    COCO-17 input is mapped by :func:`~mlpgraph.user_keypoints.coco.coco_to_layout`; layout input
+    A detector's skeleton (COCO-17, Halpe-26, BODY_25) is mapped by its joint-name table
+    (:func:`~mlpgraph.user_keypoints.joint_maps.to_layout`); layout input
     is taken as it is (a joint is confident when it has no score or its score is >= ``min_score``).
     Frames missing from the file are inserted. Every joint not confident in a frame is then filled
     from its own trajectory (:func:`interpolate_missing`), and the ``midpoint`` joints are computed
@@ -136,14 +137,16 @@ def _in_layout(
     seq: Keypoints2D, layout: SkeletonLayout, min_score: float
 ) -> tuple[np.ndarray, np.ndarray, dict[int, tuple[int, int]]]:
     """``seq``'s (T, J, 2) pixels in ``layout``, the (T, J) confident mask and the derived (midpoint) joints."""
-    if seq.joint_names == COCO17_JOINTS:
-        assert seq.scores is not None
-        return coco_to_layout(seq.keypoints, seq.scores, layout, min_score)
+    skeleton = source_skeleton(seq.joint_names)
+    if skeleton is not None:
+        scores = np.ones(seq.keypoints.shape[:2]) if seq.scores is None else seq.scores
+        return to_layout(seq.keypoints, scores, skeleton.joints, skeleton.rules, layout, min_score)
     if seq.joint_names == layout.joint_names:
         base = seq.keypoints.astype(np.float64)
         confident = np.ones(base.shape[:2], dtype=bool) if seq.scores is None else seq.scores >= min_score
         return base, confident, {}
-    raise UserInputError(f"{seq.source}: keypoints are neither COCO-17 nor in the model's layout {layout.name}")
+    known = ", ".join(s.name for s in SOURCE_SKELETONS)
+    raise UserInputError(f"{seq.source}: keypoints are neither {known} nor in the model's layout {layout.name}")
 
 
 def _check_fillable(
@@ -175,9 +178,10 @@ def _check_fillable(
             )
     never = [layout.joint_names[j] for j in range(layout.num_joints) if own[j] and not valid[:, j].any()]
     if never:
+        skeleton = source_skeleton(seq.joint_names)
         detail = (
-            ", ".join(f"{name} (from COCO {'/'.join(COCO17_TO_LAYOUT[name].sources)})" for name in never)
-            if seq.joint_names == COCO17_JOINTS
+            ", ".join(f"{name} (from {skeleton.label} {'/'.join(skeleton.rules[name].sources)})" for name in never)
+            if skeleton is not None
             else ", ".join(never)
         )
         raise UserInputError(f"{where}: joint never has a score >= --min-score {min_score:g} in any frame: {detail}")

@@ -1,8 +1,12 @@
-"""Reading a keypoint file: ``.npz`` or COCO JSON, told apart by content; the ``.npz`` reader.
+"""Reading a keypoint file: the format told apart by content (or forced), and the ``.npz`` reader.
 
-An ``.npz`` (read with ``allow_pickle=False``: a user's file is never unpickled) holds
-``keypoints`` (T, J, 2) pixels already in the model's layout, scalar ``width`` and ``height`` and,
-optionally, ``scores`` (T, J). COCO-17 keypoint JSON is read by :func:`mlpgraph.user_keypoints.coco.read_coco_json`.
+Formats (:data:`~.formats.KEYPOINT_FORMATS`): an ``.npz`` (read with ``allow_pickle=False``: a
+user's file is never unpickled) holding ``keypoints`` (T, J, 2) pixels already in the model's
+layout, scalar ``width`` and ``height`` and, optionally, ``scores`` (T, J); COCO keypoint JSON
+(:mod:`.coco`); MMPose prediction JSON (:mod:`.mmpose`); AlphaPose results JSON
+(:mod:`.alphapose`); an OpenPose ``--write_json`` folder (:mod:`.openpose`). The detectors'
+keypoints are mapped onto the model's layout by joint name later
+(:func:`~.filling.prepare_keypoints`, :mod:`.joint_maps`).
 """
 
 from __future__ import annotations
@@ -17,8 +21,23 @@ from mlpgraph.cameras import check_in_image
 from mlpgraph.errors import UserInputError
 from mlpgraph.layouts import SkeletonLayout
 from mlpgraph.safe_read import ZIP_ERRORS, JsonSyntaxError, check_npz, load_json
+from mlpgraph.user_keypoints.alphapose import read_alphapose_json
 from mlpgraph.user_keypoints.coco import read_coco_json
+from mlpgraph.user_keypoints.formats import (
+    EXPECTED,
+    KEYPOINT_FORMATS,
+    ONE_OPENPOSE_FRAME,
+    check_forced_json,
+    check_format,
+    detect_json_format,
+)
+from mlpgraph.user_keypoints.mmpose import read_mmpose_json
+from mlpgraph.user_keypoints.openpose import read_openpose_folder
 from mlpgraph.user_keypoints.sequence import Keypoints2D, positive_size, resolve_image_size
+
+__all__ = ["KEYPOINT_FORMATS", "read_keypoints", "read_npz_keypoints"]
+
+_JSON_READERS = {"coco": read_coco_json, "mmpose": read_mmpose_json, "alphapose": read_alphapose_json}
 
 
 def read_keypoints(
@@ -27,27 +46,61 @@ def read_keypoints(
     width: float | None = None,
     height: float | None = None,
     track_id: int | None = None,
+    fmt: str = "auto",
 ) -> Keypoints2D:
-    """Read an ``.npz`` (:func:`read_npz_keypoints`) or COCO JSON (:func:`read_coco_json`) file.
+    """Read a keypoint file or OpenPose folder in the format ``fmt`` (one of :data:`KEYPOINT_FORMATS`).
 
-    The format is told from the content (a zip archive, or JSON), not from the file name.
+    ``auto`` tells the format from the content, not from the name: a folder is OpenPose's, a zip
+    archive an ``.npz``, JSON by its structure (:func:`~.formats.detect_json_format`). A forced
+    format that does not fit the file is a one-line :class:`UserInputError`. ``track_id`` picks
+    the person of multi-person files (a track id of the file, or a linked track's number).
     """
+    check_format(fmt)
     path = Path(path)
+    if path.is_dir():
+        if fmt not in ("auto", "openpose"):
+            raise UserInputError(f"{path}: a folder, but format {fmt!r} expects a file: {EXPECTED[fmt]}")
+        return read_openpose_folder(path, width, height, track_id)
     if not path.is_file():
         raise UserInputError(f"{path}: file not found")
+    if fmt == "openpose":
+        raise UserInputError(f"{path}: a file, but format 'openpose' expects {EXPECTED['openpose']}")
     with open(path, "rb") as handle:
-        head = handle.read(4)
-    if head[:2] == b"PK":
+        zipped = handle.read(4)[:2] == b"PK"
+    if fmt == "npz" or (fmt == "auto" and zipped):
+        if not zipped:
+            raise UserInputError(f"{path}: format 'npz' expects {EXPECTED['npz']}, but the file is not a zip archive")
         if track_id is not None:
-            raise UserInputError(f"{path}: --track-id applies to COCO JSON input only, not to an .npz")
+            raise UserInputError(
+                f"{path}: --track-id applies to detector JSON input only (COCO, MMPose, AlphaPose, OpenPose), "
+                "not to an .npz"
+            )
         return read_npz_keypoints(path, layout, width, height)
+    if zipped:
+        raise UserInputError(f"{path}: a zip archive (.npz), but format {fmt!r} expects {EXPECTED[fmt]}")
+    return _read_json(path, fmt, width, height, track_id)
+
+
+def _read_json(path: Path, fmt: str, width: float | None, height: float | None, track_id: int | None) -> Keypoints2D:
+    """A JSON keypoint file in the format ``fmt`` (``auto``: detected from its structure)."""
     try:
         content = load_json(path)
     except JsonSyntaxError:
+        if fmt != "auto":
+            raise
         raise UserInputError(
-            f"{path}: unknown format: neither an .npz archive nor JSON (COCO-17 keypoint results)"
+            f"{path}: unknown format: neither an .npz archive nor JSON (COCO-17 keypoint results); also read: "
+            "MMPose and AlphaPose JSON, an OpenPose --write_json folder"
         ) from None
-    return read_coco_json(content, str(path), width, height, track_id)
+    detected = detect_json_format(content)
+    if fmt != "auto":
+        check_forced_json(detected, fmt, str(path))
+    elif detected == "openpose":
+        raise UserInputError(
+            f"{path}: unknown format: JSON that is neither a list of COCO keypoint entries nor an object with "
+            f"'annotations'; it looks like {ONE_OPENPOSE_FRAME}: give the folder of OpenPose --write_json files"
+        )
+    return _JSON_READERS[detected if fmt == "auto" else fmt](content, str(path), width, height, track_id)
 
 
 def read_npz_keypoints(

@@ -20,12 +20,14 @@ MAX_FRAME_NUMBER = 2**53
 class Keypoints2D:
     """2D keypoints as read from a file, one row per frame present in the file, in frame order.
 
-    ``keypoints`` (T, J, 2) float64 pixels of the joints ``joint_names`` (COCO-17's or a model
-    layout's); ``scores`` (T, J) or None (every joint confident). ``frame_ids`` (T,) are the image
-    ids (int64, or str); ``frame_numbers`` (T,) int64 increasing numbers of those frames when gaps
-    between them can be told (numeric ids, or string ids that differ only in one number), else None.
+    ``keypoints`` (T, J, 2) float64 pixels of the joints ``joint_names`` (a detector skeleton's,
+    :mod:`.joint_maps`, or a model layout's); ``scores`` (T, J) or None (every joint confident).
+    ``frame_ids`` (T,) are the image ids (int64, or str); ``frame_numbers`` (T,) int64 increasing
+    numbers of those frames when gaps between them can be told (numeric ids, or string ids that
+    differ only in one number), else None.
     ``id_template`` (prefix, digits, suffix) names inserted frames for such string ids.
-    ``selection`` says which person was kept (COCO), for the log.
+    ``selection`` says which person was kept (multi-person files), for the log. ``fps`` is the
+    frame rate when the file records one (none of the supported detector formats does), else None.
     """
 
     keypoints: np.ndarray
@@ -38,6 +40,7 @@ class Keypoints2D:
     source: str
     id_template: tuple[str, int, str] | None = None
     selection: str = ""
+    fps: float | None = None
 
     @property
     def num_frames(self) -> int:
@@ -61,8 +64,7 @@ def check_frame_number(value: float, where: str, what: str) -> None:
     """Refuse an image id, frame number or track id beyond +-:data:`MAX_FRAME_NUMBER`."""
     if abs(value) > MAX_FRAME_NUMBER:
         raise UserInputError(
-            f"{where}: {what} is out of range (at most {MAX_FRAME_NUMBER} in magnitude; number the frames "
-            "from 0 or 1)"
+            f"{where}: {what} is out of range (at most {MAX_FRAME_NUMBER} in magnitude; number the frames from 0 or 1)"
         )
 
 
