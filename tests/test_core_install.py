@@ -29,6 +29,41 @@ def _run(*args: str, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(list(args), capture_output=True, text=True, timeout=900, **kwargs)
 
 
+BLOCK_IMPORTS = """
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {blocked!r}:
+            raise ImportError(f"{{name}} is not in the core install")
+sys.meta_path.insert(0, Block())
+from mlpgraph.cli import main
+sys.exit(main({argv!r}))
+"""
+# Top-level modules the core install lacks (the packages of NOT_IN_CORE, by import name).
+CORE_LACKS = ("snakemake", "dvc", "mlflow", "h5py", "scipy", "pydantic", "matplotlib", "PIL", "onnxruntime", "onnx")
+
+
+def test_predict_imports_nothing_outside_the_core(tmp_path):
+    """Fast guard for the slow test below: predict on a multi-person file with the extras' modules unimportable."""
+    torch.manual_seed(0)
+    model = build_model("mlpgraph", layout="h36m16", frames=3, hid_dim=16, spatial_hid_dim=16, channel_hid_dim=16)
+    checkpoint = save_checkpoint(tmp_path / "f3.pt", {"model": network_entry("mlpgraph", model)})
+    rng = np.random.default_rng(1)
+    people = rng.uniform(100, 400, (2, 17, 2)) + np.array([[[0, 0]], [[450, 0]]])  # two people side by side
+    entries = [
+        {"image_id": i, "keypoints": np.c_[person + rng.normal(0, 2, (17, 2)), np.ones(17)].ravel().tolist()}
+        for i in range(5)
+        for person in people
+    ]
+    (tmp_path / "kp.json").write_text(json.dumps(entries))
+    argv = ["predict", "--checkpoint", str(checkpoint), "--input", str(tmp_path / "kp.json"), "--out",
+            str(tmp_path / "o.npz"), "--width", "1000", "--height", "1000"]  # fmt: skip
+    code = BLOCK_IMPORTS.format(blocked=set(CORE_LACKS), argv=argv)
+    done = _run(sys.executable, "-c", code, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert np.load(tmp_path / "o.npz")["poses_3d"].shape == (5, 16, 3)
+
+
 @pytest.mark.slow
 def test_core_install_runs_predict(tmp_path):
     venv = tmp_path / "venv"

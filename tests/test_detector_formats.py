@@ -361,3 +361,13 @@ def test_predict_lifts_an_openpose_folder(tmp_path: Path) -> None:
     result = np.load(out, allow_pickle=False)
     assert result["frames"].tolist() == [0, 1, 2, 3, 4] and result["poses_3d"].shape == (5, 17, 3)
     np.testing.assert_allclose(result["keypoints_2d"][0, H36M17.index("pelvis")], (500, 521))
+
+
+def test_greedy_assignment_by_hand():
+    from mlpgraph.user_keypoints.association import greedy_assignment
+
+    sim = np.array([[0.9, 0.8, 0.1], [0.85, 0.2, 0.0], [0.5, 0.6, 0.25]])
+    rows, cols = greedy_assignment(sim, 0.3)
+    # 0.9 takes (0, 0); 0.85 (1, 0) and 0.8 (0, 1) are blocked; 0.6 takes (2, 1); (1, 2) is below 0.3
+    assert list(zip(rows.tolist(), cols.tolist(), strict=True)) == [(0, 0), (2, 1)]
+    assert greedy_assignment(np.zeros((0, 2)), 0.3)[0].size == 0

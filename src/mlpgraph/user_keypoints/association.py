@@ -10,9 +10,9 @@ detection is linked to a track, frame after frame:
   keypoint-evaluation measure: per joint ``exp(-d^2 / (2 s^2 (2 sigma)^2))`` averaged over the
   joints confident in both, with the detector skeleton's per-joint COCO sigmas and ``s^2`` the area
   of the track's confident keypoints' bounding box);
-- the one-to-one assignment of largest total similarity (Hungarian, ``linear_sum_assignment``)
-  links a track to a detection when their OKS is at least :data:`MIN_OKS`; a detection left over
-  starts a new track;
+- pairs are linked greedily, most similar first (:func:`greedy_assignment`: the usual rule of
+  pose trackers, and exact for the few people of a frame unless two pairings tie), when their
+  OKS is at least :data:`MIN_OKS`; a detection left over starts a new track;
 - a track unseen for up to :data:`MAX_MISSED` frames (occluded, missed by the detector) can still
   be continued, from its prediction over the gap.
 
@@ -23,7 +23,6 @@ kept for lifting is the one with the largest summed person score: long and confi
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 # A keypoint takes part in the similarity when its score is at least this (OpenPose writes 0 for unseen joints).
 VISIBLE_SCORE = 0.1
@@ -95,6 +94,26 @@ class _Tracks:
         return new
 
 
+def greedy_assignment(similarity: np.ndarray, minimum: float) -> tuple[np.ndarray, np.ndarray]:
+    """One-to-one (rows, cols) of ``similarity`` (R, C): the most similar free pair first, down to ``minimum``.
+
+    Kept out of SciPy so that lifting needs only the core install; a frame has few people, so the
+    loop over candidate pairs is short.
+    """
+    flat = np.argsort(-similarity, axis=None, kind="stable")
+    row_free = np.ones(similarity.shape[0], dtype=bool)
+    col_free = np.ones(similarity.shape[1], dtype=bool)
+    rows, cols = [], []
+    for r, c in zip(*np.unravel_index(flat, similarity.shape), strict=True):
+        if similarity[r, c] < minimum:
+            break
+        if row_free[r] and col_free[c]:
+            row_free[r] = col_free[c] = False
+            rows.append(r)
+            cols.append(c)
+    return np.array(rows, dtype=np.int64), np.array(cols, dtype=np.int64)
+
+
 def link_tracks(time: np.ndarray, keypoints: np.ndarray, sigmas: tuple[float, ...] | np.ndarray) -> np.ndarray:
     """(N,) track number of each detection: ``keypoints`` (N, K, 3) [x, y, score] seen at ``time`` (N,).
 
@@ -117,9 +136,7 @@ def link_tracks(time: np.ndarray, keypoints: np.ndarray, sigmas: tuple[float, ..
             sim = object_keypoint_similarity(
                 tracks.predicted(alive, now), tracks.seen[alive], tracks.area[alive], xy[group], seen[group], sig
             )
-            rows, cols = linear_sum_assignment(sim, maximize=True)
-            ok = sim[rows, cols] >= MIN_OKS
-            rows, cols = rows[ok], cols[ok]
+            rows, cols = greedy_assignment(sim, MIN_OKS)
             dets = group[cols]
             tracks.update(alive[rows], xy[dets], seen[dets], areas[dets], now)
             labels[dets] = alive[rows]
