@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from mlpgraph import LAZY_ATTRIBUTES
 from mlpgraph.workflow import StageSpec, load_stage_table
 from tests.conftest import ROOT
 
@@ -44,7 +45,11 @@ def module_name(path: Path) -> str:
 
 
 def imported_names(path: Path) -> set[str]:
-    """Every module name an import statement in ``path`` may load (``from a import b``: ``a`` and ``a.b``)."""
+    """Every module name an import statement in ``path`` may load (``from a import b``: ``a`` and ``a.b``).
+
+    The package's lazy attributes (``mlpgraph.LAZY_ATTRIBUTES``: ``mlpgraph.Lifter``) load their
+    module where code names them: ``from mlpgraph import Lifter`` or ``mlpgraph.Lifter``.
+    """
     tree = ast.parse(path.read_text(), filename=str(path))
     package = module_name(path) if path.is_relative_to(SRC) else ""
     if path.name != "__init__.py" and package:
@@ -60,6 +65,10 @@ def imported_names(path: Path) -> set[str]:
                 base = ".".join([*anchor, base] if base else anchor)
             names.add(base)
             names.update(f"{base}.{alias.name}" for alias in node.names)
+            if base == PACKAGE:
+                names.update(LAZY_ATTRIBUTES[alias.name] for alias in node.names if alias.name in LAZY_ATTRIBUTES)
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == PACKAGE:
+            names.update([LAZY_ATTRIBUTES[node.attr]] if node.attr in LAZY_ATTRIBUTES else [])
     return names
 
 
@@ -128,6 +137,16 @@ def test_the_fixer_restores_a_removed_dependency():
     text = (ROOT / "dvc.yaml").read_text()
     broken = text.replace("      - src/mlpgraph/errors.py\n", "", 1)
     assert broken != text and fixed_dvc_yaml(broken) == fixed_dvc_yaml(text)
+
+
+def test_the_package_lazy_attribute_counts_where_it_is_named(tmp_path):
+    (tmp_path / "uses_from.py").write_text("from mlpgraph import Lifter\n")
+    (tmp_path / "uses_attribute.py").write_text("import mlpgraph\n\nlifter = mlpgraph.Lifter\n")
+    (tmp_path / "plain.py").write_text("import mlpgraph\n\nversion = mlpgraph.__version__\n")
+    assert "mlpgraph.lifter" in imported_names(tmp_path / "uses_from.py")
+    assert "mlpgraph.lifter" in imported_names(tmp_path / "uses_attribute.py")
+    assert "mlpgraph.lifter" not in imported_names(tmp_path / "plain.py")
+    assert SRC / PACKAGE / "lifter.py" not in closure(tmp_path / "plain.py")
 
 
 def test_lazy_relative_and_package_imports_are_followed(tmp_path):

@@ -77,6 +77,13 @@ def _cmd_predict(args: argparse.Namespace) -> None:
     log.info("predict: wrote %s", " and ".join(map(str, written)))
 
 
+def _cmd_export(args: argparse.Namespace) -> None:
+    from mlpgraph.export import export_checkpoint
+
+    path = export_checkpoint(args.checkpoint, args.out, args.format, flip_test=args.flip_test)
+    log.info("export: wrote %s (%s, checked against PyTorch to %g m)", path, args.format, args.tolerance)
+
+
 def _frame_range(text: str) -> tuple[int | None, int | None]:
     """``START:END`` (either may be left out) for ``mlpgraph render --frames``."""
     start, sep, end = text.partition(":")
@@ -166,6 +173,24 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     )
 
 
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    from mlpgraph.export import FORMATS, PARITY_TOLERANCE
+
+    p = sub.add_parser(
+        "export",
+        help="Export a checkpoint's lifting network to ONNX or TorchScript (checked against PyTorch).",
+        description="Export a checkpoint's lifting network to ONNX (the export extra) or TorchScript, with a "
+        "dynamic batch size: input keypoints_2d (B, T, J, 2) normalised as preprocessing does, output poses_3d "
+        "(B, J, 3) root-relative metres; the layout, frames and joint names are stored in the file. The file "
+        "replaces --out only when its outputs match PyTorch's to the tolerance.",
+    )
+    p.set_defaults(handler=_cmd_export, tolerance=PARITY_TOLERANCE)
+    p.add_argument("--checkpoint", required=True, help="model checkpoint (e.g. models/EXP/spatial/final.pt)")
+    p.add_argument("--format", required=True, choices=FORMATS, help="onnx or torchscript")
+    p.add_argument("--out", required=True, help="file to write (e.g. model.onnx, model.pt)")
+    p.add_argument("--flip-test", action="store_true", help="export the flip-test average (as predict does)")
+
+
 def _add_import_release(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "import-release",
@@ -216,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_predict(sub)
     _add_import_release(sub)
+    _add_export(sub)
     _add_render(sub)
     return parser
 

@@ -15,7 +15,7 @@ from mlpgraph.errors import UserInputError
 EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "viz": ("matplotlib", "PIL"),
     "video": ("matplotlib", "PIL", "imageio_ffmpeg"),
-    "export": ("onnx", "onnxruntime"),
+    "export": ("onnx", "onnxruntime", "onnxscript"),
     "pipeline": ("matplotlib", "PIL", "h5py", "scipy", "yaml", "pydantic", "mlflow"),
 }
 # Module -> the package that installs it, where the names differ.

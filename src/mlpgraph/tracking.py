@@ -7,6 +7,13 @@ commit and the data fingerprint, and logs the parameters the stage
 read, per-epoch and final metrics, and small artifacts. Every call to the store is retried a few
 times (SQLite may be busy when several stages finish together); if it still fails, a warning is
 logged and tracking is switched off for the rest of that run, while the stage carries on.
+
+A training run ends by logging its final lifting network as an MLflow model
+(:meth:`StageRun.log_model`), registered as a new version of the model named after the
+experiment (:func:`registered_model_name`), so ``mlflow ui`` lists one model per experiment. It is
+stored in MLflow's ``pt2`` format (``torch.export``: a traced graph, loaded without unpickling),
+with a signature, an input example and metadata; its pip requirements are given (torch), so MLflow
+does not inspect the environment. A failure there is warned about and the run goes on.
 """
 
 from __future__ import annotations
@@ -17,7 +24,11 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    import numpy as np
+    from torch import nn
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +36,8 @@ MLFLOW_EXPERIMENT = "mlpgraph"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 _MAX_PARAM_LENGTH = 500
 QUIET_LOGGERS = ("mlflow", "alembic")
+# The name of the logged lifting network inside its run (MLflow's ``name`` of a logged model).
+LOGGED_MODEL_NAME = "lifting_model"
 T = TypeVar("T")
 
 
@@ -88,8 +101,8 @@ class StageRun:
         self._enabled = True
         self._mlflow: Any = None
 
-    def _call(self, what: str, fn: Callable[[], T]) -> T | None:
-        """Run ``fn`` with retries; on lasting failure warn once and disable tracking for this run."""
+    def _call(self, what: str, fn: Callable[[], T], disable: bool = True) -> T | None:
+        """Run ``fn`` with retries; on lasting failure warn once and (``disable``) turn tracking off for this run."""
         if not self._enabled:
             return None
         for attempt in range(1, self.retries + 1):
@@ -98,14 +111,14 @@ class StageRun:
             except Exception as exc:  # the store's failure must never become the stage's failure
                 if attempt == self.retries:
                     log.warning(
-                        "MLflow %s failed after %d attempts (%s: %s); tracking is off for this %s run",
+                        "MLflow %s failed after %d attempts (%s: %s); %s",
                         what,
                         attempt,
                         type(exc).__name__,
                         str(exc).splitlines()[0] if str(exc) else "",
-                        self.stage,
+                        f"tracking is off for this {self.stage} run" if disable else "the run goes on without it",
                     )
-                    self._enabled = False
+                    self._enabled = self._enabled and not disable
                     return None
                 time.sleep(self.backoff_s * attempt)
         return None
@@ -155,6 +168,50 @@ class StageRun:
         if self.run_id is not None:
             self._call("set_tags", lambda: self._mlflow.set_tags({k: str(v) for k, v in tags.items()}))
 
+    def log_model(
+        self,
+        module: nn.Module,
+        input_example: np.ndarray,
+        registered_name: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> str | None:
+        """Log ``module`` as an MLflow model (pt2) and register it as a new version of ``registered_name``.
+
+        ``input_example`` (a float32 array of a batch of more than one row, so the batch dimension
+        stays free) is stored with it and gives its signature (with ``module``'s output on it).
+        Returns the model URI, or None when not tracking or (with a warning) when it could not be
+        logged; tracking stays on either way (``mlpgraph.export.loggable_lifting_model`` prepares a
+        lifting network).
+        """
+        if self.run_id is None:
+            return None
+
+        def log_model() -> str:
+            import warnings
+
+            import mlflow.pytorch
+            import torch
+            from mlflow.models import infer_signature
+
+            with torch.no_grad():
+                output = module(torch.from_numpy(input_example)).numpy()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch.export's deprecation notes, not the stage's business
+                info = mlflow.pytorch.log_model(
+                    module,
+                    name=LOGGED_MODEL_NAME,
+                    signature=infer_signature(input_example, output),
+                    input_example=input_example,
+                    registered_model_name=registered_name,
+                    await_registration_for=0,
+                    pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+                    metadata=dict(metadata or {}),
+                    serialization_format="pt2",
+                )
+            return str(info.model_uri)
+
+        return self._call("log_model", log_model, disable=False)
+
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if self.run_id is not None:
             status = "FINISHED" if exc_type is None else "FAILED"
@@ -191,3 +248,17 @@ class NoRun:
 
     def log_artifact(self, path: str | os.PathLike[str]) -> None:
         """Nothing: rank 0 logs."""
+
+    def log_model(
+        self, module: Any, input_example: Any, registered_name: str | None = None, metadata: Any = None
+    ) -> None:
+        """Nothing: rank 0 logs."""
+
+
+def registered_model_name(stage: str, experiment: str) -> str:
+    """The registered model a training stage's network joins: ``EXP`` (train_spatial), ``EXP.train_refine``.
+
+    train_refine's lifting network was trained with (or under) the refinement module, so its
+    versions are kept apart from train_spatial's.
+    """
+    return experiment if stage == "train_spatial" else f"{experiment}.{stage}"

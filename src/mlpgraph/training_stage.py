@@ -7,11 +7,13 @@ summary (:class:`~mlpgraph.results.TrainSummary`) and curve files. A pretrained 
 the MLP-Graph release's files instead (:mod:`mlpgraph.release_stage`).
 
 Under ``torchrun`` with several processes every rank trains on its device inside a process group
-set up here; rank 0 alone evaluates, opens the MLflow run and writes files.
+set up here; rank 0 alone evaluates, opens the MLflow run and writes files. The run ends by logging
+``final.pt``'s lifting network as a registered MLflow model (:meth:`~mlpgraph.tracking.StageRun.log_model`).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,14 +30,17 @@ from mlpgraph.devices import params_device
 from mlpgraph.errors import UserInputError
 from mlpgraph.evaluation import evaluate_h36m, predict
 from mlpgraph.experiments import Experiment
+from mlpgraph.export import EXAMPLE_ROWS, loggable_lifting_model
 from mlpgraph.models import build_model, count_parameters
 from mlpgraph.outputs import CHECKPOINTS, Output, atomic_outputs
 from mlpgraph.provenance import data_description, stage_params
 from mlpgraph.release_stage import import_release_stage
 from mlpgraph.results import EpochRecord, TrainingCurve, TrainSummary, write_record
-from mlpgraph.tracking import NoRun, StageRun
+from mlpgraph.tracking import NoRun, StageRun, registered_model_name
 from mlpgraph.training import BEST_SELECTION, FINAL, FINAL_SELECTION, Recipe, seed_everything, train
 from mlpgraph.training.state import TrainResult
+
+log = logging.getLogger(__name__)
 
 ORACLE_NOTE = "root depth from the ground truth (the release's oracle)"
 
@@ -175,7 +180,29 @@ def _train(
                 write_record(summary_tmp, summary)
                 write_record(curve_tmp, curve)
             run.log_artifact(outputs.summary)
+            _log_final_model(run, stage, experiment, outputs, train_data)
     return summary
+
+
+def _log_final_model(
+    run: StageRun | NoRun, stage: str, experiment: Experiment, outputs: TrainingOutputs, train_data: PoseArrays
+) -> None:
+    """Log final.pt's lifting network to the MLflow run and register it, two training windows as its example.
+
+    Best-effort like all tracking: a network that cannot be prepared is a warning, never the stage's failure.
+    """
+    if run.run_id is None:
+        return
+    try:
+        model = networks_from_checkpoint(outputs.models / FINAL)["model"]
+        rows = torch.arange(min(EXAMPLE_ROWS, train_data.num_samples), device=train_data.device)
+        module, example, metadata = loggable_lifting_model(
+            model, train_data.windows(rows, experiment.pad).cpu().numpy()
+        )
+    except Exception as exc:  # tracking must never make the stage fail
+        log.warning("MLflow model not logged: %s: %s", type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+        return
+    run.log_model(module, example, registered_model_name(stage, experiment.name), metadata)
 
 
 def _networks(
