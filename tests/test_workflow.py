@@ -251,6 +251,20 @@ def test_mlflow_has_one_run_per_stage_of_the_dag(tiny_run):
         assert r.data.tags["data_fingerprint"] or r.data.tags.get("available") == "False", r.info.run_name
     train = next(r for r in runs if r.data.tags["dvc_stage"] == "train_spatial@semgcn_gt_f1")
     assert "recipe.lr" in train.data.params and len(client.get_metric_history(train.info.run_id, "P1")) == 2
+    # The model registry: one registered model per training run's experiment, its version from that run.
+    trained = {r.data.tags["dvc_stage"] for r in runs if r.data.tags["dvc_stage"].startswith("train_")}
+    trained = {name for name in trained if not name.split("@")[1].startswith("pretrained_")}
+    registered = {m.name for m in client.search_registered_models()}
+    expected = {
+        exp if stage == "train_spatial" else f"{exp}.{stage}" for stage, exp in (n.split("@") for n in trained)
+    }
+    assert registered == expected
+    for name in registered:
+        experiment, _, stage = name.partition(".")
+        versions = client.search_model_versions(f"name='{name}'")
+        assert versions and {client.get_run(v.run_id).data.tags["dvc_stage"] for v in versions} == {
+            f"{stage or 'train_spatial'}@{experiment}"
+        }
 
 
 def test_engines_agree_after_snakemake(tiny_run):
