@@ -22,6 +22,7 @@ PIPELINE_FILES = (
     "src",
     "profiles",
     ".dvcignore",
+    "tests/data/real_mocap",
 )
 BIN = Path(sys.executable).parent
 

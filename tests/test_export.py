@@ -11,7 +11,7 @@ import onnxruntime
 import pytest
 import torch
 
-from mlpgraph.checkpoints import network_entry, save_checkpoint
+from mlpgraph.checkpoints import lifting_network, network_entry, save_checkpoint
 from mlpgraph.data.batches import PoseArrays
 from mlpgraph.errors import UserInputError
 from mlpgraph.evaluation import model_pad, predict
@@ -23,7 +23,6 @@ from mlpgraph.export import (
     verify_export,
 )
 from mlpgraph.layouts import get_layout
-from mlpgraph.lifter import lifting_network
 from mlpgraph.models import build_model
 
 # Small networks of each kind: MLP-Graph 1-frame (folded, token-augmented kernels), 9-frame (folded,

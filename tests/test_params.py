@@ -147,6 +147,11 @@ def test_with_defaults_keeps_the_users_order_and_does_not_mutate():
         ({"data.seed": "zero"}, "params.yaml: data.seed: input should be a valid integer, got 'zero'"),
         ({"evaluate.batch_size": -5}, "params.yaml: evaluate.batch_size: input should be greater than or equal to 1"),
         ({"evaluate.hard_fraction": 2.0}, "params.yaml: evaluate.hard_fraction: input should be less than or equal"),
+        (
+            {"evaluate.real_mocap": "mocap.bvh"},
+            "params.yaml: evaluate.real_mocap: expected a path to an .npz file, got 'mocap.bvh'",
+        ),
+        ({"evaluate.real_mocap": DELETE}, "params.yaml: evaluate.real_mocap: missing (set it in "),
         ({"train.device": "gpu"}, "params.yaml: train.device: expected auto, cpu, mps, cuda or cuda:N, got 'gpu'"),
         ({"train.flip_augment": "yes"}, "params.yaml: train.flip_augment: input should be a valid boolean"),
         ({"data.train_subjects": ["S1", "S9"]}, "params.yaml: data.test_subjects: ['S9'] are also training subjects"),

@@ -30,6 +30,7 @@ def test_dvc_yaml_writes_where_the_layout_says():
         assert outs(f"evaluate_h36m@{name}") == {str(metrics.h36m(name))}
         assert outs(f"evaluate_3dhp@{name}") == {str(metrics.dhp(name))}
         assert outs(f"hard_poses@{name}") == {str(metrics.hard(name))}
+        assert outs(f"evaluate_real@{name}") == {str(metrics.real(name))}
         assert outs(f"summarise@{name}") == {str(metrics.summary(name))}
         for family in ("train_spatial", "evaluate_h36m", "hard_poses"):
             stage = specs[f"{family}@{name}"]
@@ -39,4 +40,9 @@ def test_dvc_yaml_writes_where_the_layout_says():
         refine = {str(layout.models(name, "refine")), str(metrics.train_summary(name, True))}
         assert outs(f"train_refine@{name}") == refine | {str(metrics.train_curve(name, True))}
         assert outs(f"evaluate_refine@{name}") == {str(metrics.h36m(name, refine=True))}
-    assert outs("report") == {str(metrics.results()), str(metrics.plots()), str(metrics.demos())}
+    assert outs("report") == {
+        str(metrics.results()),
+        str(metrics.results_html()),
+        str(metrics.plots()),
+        str(metrics.demos()),
+    }

@@ -22,6 +22,7 @@ from mlpgraph.report import PAPER_FIGURES, build_report
 from mlpgraph.results import (
     ActionFigures,
     BatchTiming,
+    ClipFigures,
     DataDescription,
     DhpEvaluation,
     DhpFigures,
@@ -34,6 +35,9 @@ from mlpgraph.results import (
     HardFigures,
     InferenceTime,
     PckFigures,
+    RealBaseline,
+    RealFigures,
+    RealMocapEvaluation,
     RefinedSelection,
     RefineEvaluation,
     Skipped,
@@ -208,6 +212,53 @@ def _dhp(name: str, model: str, i: int, data: DataDescription, available: bool) 
     )
 
 
+REAL_CLIPS = {
+    "CMU_S01 / PlaygroundJumps 01_01": 1146,
+    "CMU_S11 / SoccerKick 11_01": 249,
+    "EyesJapan_S1 / Sample 1": 1237,
+}
+REAL_BASELINE = (110.456, 80.321)
+
+
+def _real_clips(p1: float, p2: float) -> dict[str, ClipFigures]:
+    return {
+        name: ClipFigures(P1=p1 + 5.0 * k, P2=p2 + 2.0 * k, frames=frames, num_samples=4 * frames)
+        for k, (name, frames) in enumerate(REAL_CLIPS.items())
+    }
+
+
+def _real(name: str, spec: Mapping[str, Any], i: int, data: DataDescription) -> RealMocapEvaluation:
+    """The real-mocap record of experiment number ``i``: P1 100.234 + 3 i mm (the baseline's: 110.456)."""
+    samples = 4 * sum(REAL_CLIPS.values())
+
+    def figures(p1: float, p2: float, selection: str) -> RealFigures:
+        return RealFigures(selection=selection, P1=p1, P2=p2, num_samples=samples, per_clip=_real_clips(p1, p2))
+
+    return RealMocapEvaluation(
+        experiment=name,
+        model=spec["model"],
+        keypoints=spec["keypoints"],
+        frames=int(spec["model_args"].get("frames", 1)),
+        flip_test=True,
+        file="tests/data/real_mocap/real_mocap_A.npz",
+        sha256="d" * 64,
+        layout=data.layout,
+        cameras="Human3.6M cameras 54138969, 55011271, 58860488, 60457274 as calibrated for S9",
+        input_2d=f"2D of {spec['keypoints']}",
+        trained_on=data,
+        clip_mean_pose=RealBaseline(
+            definition="the clip's own mean pose",
+            P1=REAL_BASELINE[0],
+            P2=REAL_BASELINE[1],
+            num_samples=samples,
+            per_clip=_real_clips(*REAL_BASELINE),
+        ),
+        last_epoch=figures(100.234 + 3.0 * i, 70.123 + 2.0 * i, FINAL_SELECTION),
+        best_on_test=figures(99.0 + 3.0 * i, 69.0 + 2.0 * i, BEST_SELECTION),
+        mlflow_run_id=f"{i:02d}" + "c" * 30,
+    )
+
+
 def _experiment_files(
     name: str, spec: Mapping[str, Any], i: int, data: DataDescription, dhp_available: bool
 ) -> dict[str, Any]:
@@ -248,6 +299,7 @@ def _experiment_files(
         "hard": hard,
         **_training(name, spec["model"], config, i, data),
         "3dhp": _dhp(name, spec["model"], i, data, dhp_available),
+        "real": _real(name, spec, i, data),
     }
 
 
@@ -257,6 +309,7 @@ FILES = {
     "train": "train/{}.json",
     "curve": "train/{}_curve.json",
     "3dhp": "3dhp/{}.json",
+    "real": "real/{}.json",
     "refine": "h36m/{}_refine.json",
     "train_refine": "train/{}_refine.json",
 }
@@ -267,7 +320,8 @@ def write_metrics(
 ) -> dict[str, dict[str, Any]]:
     """Metrics files written through ``mlpgraph.results``' records, with known numbers.
 
-    Returns ``{experiment: {"h36m", "3dhp", "hard", "train", "curve", ["refine", "train_refine"]}}``, the records.
+    Returns ``{experiment: {"h36m", "3dhp", "hard", "real", "train", "curve", ["refine", "train_refine"]}}``, the
+    records.
     """
     data = DataDescription(
         source="synthetic",
@@ -427,6 +481,50 @@ def test_hard_poses_and_mean_pose(full_report):
     assert mean[0]["P1 (mm)"] == "171.2" and mean[0]["P2 (mm)"] == "120.5"
     assert all(f"`{name}`" in mean[0]["experiments"] for name in written)
     assert "not better than the mean pose" not in markdown
+
+
+REAL_HEADING = "Real people: real motion capture through the Human3.6M cameras"
+
+
+def test_real_people_table_has_every_model_the_baseline_and_the_synthetic_p1(full_report):
+    _, written, summary, markdown = full_report
+    text = section(markdown, REAL_HEADING)
+    assert "**Real people, not synthetic:**" in text and "`tests/data/real_mocap/real_mocap_A.npz`" in text
+    assert "as calibrated for S9" in text and "CMU_S11 / SoccerKick 11_01 (249 frames)" in text
+    (table,) = tables(text)
+    assert len(table) == len(EXPERIMENTS) + 1
+    rows = by(table, "experiment")
+    for name, files in written.items():
+        real, row = files["real"], rows[name]
+        assert row["real P1 (mm), last epoch"] == one(real.last_epoch.P1)
+        assert row["real P2 (mm), last epoch"] == one(real.last_epoch.P2)
+        assert row["real P1 / P2 (mm), best on test"] == f"{one(real.best_on_test.P1)} / {one(real.best_on_test.P2)}"
+        assert row["CMU_S11 / SoccerKick 11_01 P1"] == one(real.last_epoch.per_clip["CMU_S11 / SoccerKick 11_01"].P1)
+        assert row["synthetic test P1 (mm), last epoch"] == one(files["h36m"].last_epoch.P1)
+        assert row["real / synthetic P1"] == f"{real.last_epoch.P1 / files['h36m'].last_epoch.P1:.1f}x"
+        assert f"- 2D `{real.keypoints}`: 2D of {real.keypoints}." in text
+    baseline = table[-1]
+    assert baseline["Method"] == "**clip mean pose (oracle baseline)**" and baseline["experiment"] == "—"
+    assert baseline["real P1 (mm), last epoch"] == "110.5" and baseline["real P2 (mm), last epoch"] == "80.3"
+    assert baseline["EyesJapan_S1 / Sample 1 P1"] == one(REAL_BASELINE[0] + 10.0)
+    # P1 100.234 + 3 i: experiments 4..7 are at or above the baseline's 110.456.
+    worse = ", ".join(f"`{name}`" for i, name in enumerate(EXPERIMENTS) if i >= 4)
+    assert f"not better than the clip's own mean pose on real motion capture: {worse}." in text
+    assert [r["experiment"] for r in summary["tables"]["real"]["models"]] == list(EXPERIMENTS)
+    assert summary["tables"]["real"]["baselines"][0]["experiments"] == list(EXPERIMENTS)
+    assert markdown.index(REAL_HEADING) < markdown.index("## Human3.6M per action")
+    (provenance,) = tables(section(markdown, "Provenance"))
+    assert by(provenance, "experiment")["semgcn_gt_f1"]["evaluate_real"] == f"`04{'c' * 30}`"
+
+
+def test_a_missing_real_mocap_file_is_one_line_error_naming_it(tmp_path):
+    params = make_params(["mlpgraph_gt_f1"])
+    write_metrics(tmp_path / "metrics", params)
+    missing = tmp_path / "metrics" / "real" / "mlpgraph_gt_f1.json"
+    missing.unlink()
+    with pytest.raises(UserInputError) as info:
+        build_report(params, tmp_path / "metrics", tmp_path / "results.md", tmp_path / "plots")
+    assert str(missing) in str(info.value) and "\n" not in str(info.value)
 
 
 def test_ablations_with_all_experiments(full_report):

@@ -313,7 +313,7 @@ def test_training_param_of_one_experiment_through_snakemake(tiny_run):
     repo = tiny_run
     before = json.loads((repo / "metrics" / "h36m" / "mlpgraph_hr_f243_refine.json").read_text())
     set_params(repo, **{"experiments.semgcn_gt_f1.model_args.dropout": 0.1})
-    families = ("train_spatial", "evaluate_h36m", "evaluate_3dhp", "hard_poses")
+    families = ("train_spatial", "evaluate_h36m", "evaluate_3dhp", "evaluate_real", "hard_poses")
     chain = {f"{family}@semgcn_gt_f1" for family in (*families, "summarise")} | {"report"}
     # Its readers: the experiment's stages (each reads experiments.semgcn_gt_f1) and the report.
     assert dvc_stale_stages(repo) == {f"{family}@semgcn_gt_f1" for family in families} | {"report"}

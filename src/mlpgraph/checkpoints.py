@@ -30,6 +30,7 @@ from torch import nn
 
 from mlpgraph import __version__
 from mlpgraph.errors import UserInputError
+from mlpgraph.layouts import SkeletonLayout, get_layout
 from mlpgraph.outputs import atomic_path
 
 CHECKPOINT_VERSION = 1
@@ -274,3 +275,21 @@ def networks_from_checkpoint(path: str | os.PathLike[str]) -> dict[str, nn.Modul
     for role, entry in content["networks"].items():
         networks[role] = build_network(entry, f"{path}: networks.{role}").eval()
     return networks
+
+
+def lifting_network(path: str | os.PathLike[str]) -> tuple[nn.Module, SkeletonLayout]:
+    """The lifting network (role ``model``) of a checkpoint, in eval mode, and its layout.
+
+    A checkpoint without one (a refinement module alone, say) is a user error. A refinement
+    module stored beside it is not applied: its input needs the camera intrinsics and root depth.
+    """
+    from mlpgraph.models.refine import PoseRefinement
+
+    networks = networks_from_checkpoint(path)
+    model = networks.get("model")
+    if model is None or isinstance(model, PoseRefinement):
+        raise UserInputError(
+            f"{path}: not a lifting network checkpoint (it holds {sorted(networks)}; "
+            "expected a 2D-to-3D network under 'model')"
+        )
+    return model.eval(), get_layout(str(model.config["layout"]))

@@ -219,7 +219,7 @@ def export_checkpoint(
     """
     fmt = check_format(fmt, out)
     out = check_outputs([Path(out)], inputs=[checkpoint])[0].path
-    from mlpgraph.lifter import lifting_network
+    from mlpgraph.checkpoints import lifting_network
 
     model, layout = lifting_network(checkpoint)
     lifter = ExportedLifter(model, layout, flip_test).eval()
@@ -258,7 +258,7 @@ def verify_export(
     loaded: verify only files you trust (those ``mlpgraph export`` wrote).
     """
     fmt = check_format(fmt, exported_path)
-    from mlpgraph.lifter import lifting_network
+    from mlpgraph.checkpoints import lifting_network
 
     model, layout = lifting_network(checkpoint)
     run, metadata = _load_exported(Path(exported_path), fmt)

@@ -25,8 +25,9 @@ import numpy as np
 from torch import nn
 
 from mlpgraph.cameras import normalise_screen
+from mlpgraph.checkpoints import lifting_network
 from mlpgraph.errors import UserInputError
-from mlpgraph.layouts import SkeletonLayout, get_layout
+from mlpgraph.layouts import SkeletonLayout
 from mlpgraph.user_keypoints.filling import DEFAULT_MAX_GAP, DEFAULT_MIN_SCORE, PreparedKeypoints, prepare_keypoints
 from mlpgraph.user_keypoints.joint_maps import BODY25_JOINTS, COCO17_JOINTS, HALPE26_JOINTS
 from mlpgraph.user_keypoints.sequence import Keypoints2D, positive_size
@@ -63,25 +64,6 @@ class LiftedPoses:
     keypoints_2d: np.ndarray
     joint_names: tuple[str, ...]
     fps: float
-
-
-def lifting_network(path: str | os.PathLike[str]) -> tuple[nn.Module, SkeletonLayout]:
-    """The lifting network (role ``model``) of a checkpoint, in eval mode, and its layout.
-
-    A checkpoint without one (a refinement module alone, say) is a user error. A refinement
-    module stored beside it is not applied: its input needs the camera intrinsics and root depth.
-    """
-    from mlpgraph.checkpoints import networks_from_checkpoint
-    from mlpgraph.models.refine import PoseRefinement
-
-    networks = networks_from_checkpoint(path)
-    model = networks.get("model")
-    if model is None or isinstance(model, PoseRefinement):
-        raise UserInputError(
-            f"{path}: not a lifting network checkpoint (it holds {sorted(networks)}; "
-            "expected a 2D-to-3D network under 'model')"
-        )
-    return model.eval(), get_layout(str(model.config["layout"]))
 
 
 def check_fps(fps: float, what: str = "fps") -> float:

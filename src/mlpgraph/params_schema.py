@@ -20,10 +20,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 SUBJECT_PATTERN = r"^[A-Za-z0-9_-]+$"
 DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:[0-9]+)?)$"
+NPZ_PATTERN = r"^[^\s].*\.npz$"
 PATTERN_MEANINGS = {
     NAME_PATTERN: "a name of letters, digits, '_', '.' and '-'",
     SUBJECT_PATTERN: "a subject name of letters, digits, '_' and '-'",
     DEVICE_PATTERN: "auto, cpu, mps, cuda or cuda:N",
+    NPZ_PATTERN: "a path to an .npz file",
 }
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
@@ -159,6 +161,7 @@ class Evaluate(Strict):
     hard_every: Positive
     hard_fraction: Fraction
     timing_batches: Annotated[list[Positive], Field(min_length=1)]
+    real_mocap: Annotated[str, Field(pattern=NPZ_PATTERN)]  # the real-data check's mocap file (evaluate_real)
 
 
 class Resources(Strict):

@@ -79,6 +79,14 @@ class MetricsFiles:
     def hard(self, experiment: str) -> Path:
         return self.folder / "hard" / f"{experiment}.json"
 
+    def real(self, experiment: str) -> Path:
+        """The experiment's figures on real motion capture (stage ``evaluate_real``)."""
+        return self.folder / "real" / f"{experiment}.json"
+
+    def results_html(self) -> Path:
+        """The results document as one self-contained HTML page (what ``snakemake --report`` shows)."""
+        return self.folder / "results.html"
+
     def summary(self, experiment: str) -> Path:
         """The flat per-experiment summary ``dvc exp show`` lists."""
         return self.folder / "summary" / f"{experiment}.json"

@@ -7,6 +7,7 @@ training stages wrote, as the records of :mod:`mlpgraph.results`:
   parameters, inference time), and ``h36m/EXP_refine.json`` for experiments in ``refinement``,
 - ``3dhp/EXP.json`` (PCK / AUC overall, per scene and per sequence, or ``available: false``),
 - ``hard/EXP.json`` (P1 / P2 on the hard poses),
+- ``real/EXP.json`` (P1 / P2 on real people's motion capture, per clip, and the clip-mean-pose baseline),
 - ``train/EXP.json`` (the epochs of the two selections) and ``train/EXP_curve.json`` (the
   per-epoch history), and ``train/EXP_refine.json`` for experiments in ``refinement``.
 
@@ -15,7 +16,8 @@ the paper's (:data:`PAPER_FIGURES`), shown in their own columns. Parameters deci
 experiments exist and how they relate (which differ only in aggregation, in window length).
 
 Modules: :mod:`~mlpgraph.report.loading` (the metrics folder into records),
-:mod:`~mlpgraph.report.tables` and :mod:`~mlpgraph.report.ablations` (rows and Markdown),
+:mod:`~mlpgraph.report.tables`, :mod:`~mlpgraph.report.real` and :mod:`~mlpgraph.report.ablations` (rows
+and Markdown),
 :mod:`~mlpgraph.report.plots`, :mod:`~mlpgraph.report.document` (the assembled report),
 :mod:`~mlpgraph.report.paper` and :mod:`~mlpgraph.report.formatting`.
 """

@@ -12,7 +12,7 @@ from typing import Any
 from mlpgraph.errors import UserInputError
 from mlpgraph.outputs import PLOTS, Output, Staged, atomic_outputs
 from mlpgraph.params import get
-from mlpgraph.report import ablations, plots, tables
+from mlpgraph.report import ablations, plots, real, tables
 from mlpgraph.report.formatting import DASH, fmt_1, fmt_run_id, markdown_table
 from mlpgraph.report.loading import ExperimentMetrics, load_metrics
 from mlpgraph.report.paper import PAPER_FRAMES, PAPER_KEYPOINTS, PAPER_LAYOUT, PAPER_SOURCE
@@ -91,6 +91,7 @@ def _provenance(runs: Sequence[ExperimentMetrics]) -> list[str]:
             fmt_run_id(r.refine.mlflow_run_id) if r.refine is not None else DASH,
             fmt_run_id(r.dhp.mlflow_run_id) if isinstance(r.dhp, DhpEvaluation) else DASH,
             fmt_run_id(r.hard.mlflow_run_id),
+            fmt_run_id(r.real.mlflow_run_id),
             fmt_run_id(r.train.mlflow_run_id),
             fmt_run_id(r.train_refine.mlflow_run_id) if r.train_refine is not None else DASH,
         )
@@ -103,6 +104,7 @@ def _provenance(runs: Sequence[ExperimentMetrics]) -> list[str]:
         "evaluate_refine",
         "evaluate_3dhp",
         "hard_poses",
+        "evaluate_real",
         "train_spatial",
         "train_refine",
     )
@@ -147,6 +149,7 @@ class _Tables:
     ablation_lines: list[str]
     mean_pose: list[dict[str, Any]]
     mean_pose_lines: list[str]
+    real: dict[str, Any]
 
     @classmethod
     def of(cls, runs: Sequence[ExperimentMetrics]) -> _Tables:
@@ -165,6 +168,7 @@ class _Tables:
             ablation_lines=ablation_lines,
             mean_pose=mean_rows,
             mean_pose_lines=mean_lines,
+            real=real.real_rows(runs),
         )
 
     def rows(self) -> dict[str, Any]:
@@ -176,6 +180,7 @@ class _Tables:
             "hard": self.hard,
             "ablations": self.ablations,
             "mean_pose": self.mean_pose,
+            "real": self.real,
         }
 
 
@@ -230,14 +235,15 @@ def _introduction(metrics_dir: Path, data_lines: Sequence[str], label: str, curv
     if not label.startswith("user data") and "synthetic" in label:
         lines += [
             "The data are synthetic, so the paper's figures (real Human3.6M) are a reference for the "
-            "method's ranking and scale, not numbers these should match.",
+            "method's ranking and scale, not numbers these should match. How the same models do on real "
+            "people's motion: see the section on real motion capture below.",
             "",
         ]
     return lines
 
 
 def _results_sections(runs: Sequence[ExperimentMetrics], drawn: _Tables, skipped: Mapping[str, str]) -> list[str]:
-    """The sections of figures: the paper's comparison, per action, 3DHP, hard poses, ablations, mean pose."""
+    """The sections of figures: the paper's comparison, real people, per action, 3DHP, hard poses, ablations."""
     not_evaluated = [f"- `{name}`: {reason}." for name, reason in skipped.items()]
     return [
         "## Human3.6M: the paper's comparison",
@@ -252,6 +258,9 @@ def _results_sections(runs: Sequence[ExperimentMetrics], drawn: _Tables, skipped
         "",
         *_inference_lines(runs),
         "",
+        "## Real people: real motion capture through the Human3.6M cameras",
+        "",
+        *real.real_section(drawn.real),
         "## Human3.6M per action",
         "",
         *tables.per_action_tables(runs, drawn.per_action),
@@ -282,14 +291,14 @@ def build_report(
     """Write the results report and its plots from the metrics files of ``params``' experiments.
 
     ``params`` is the preset-merged mapping of :func:`mlpgraph.params.load_params`. Reads only
-    ``metrics_dir/{h36m,3dhp,hard,train}/EXP*.json`` for the experiments listed there (a missing
+    ``metrics_dir/{h36m,3dhp,hard,real,train}/EXP*.json`` for the experiments listed there (a missing
     or malformed file is a one-line :class:`UserInputError` naming it), embeds the ``demos``
     already rendered (:func:`mlpgraph.viz.render_demos`), writes ``out_md`` and
     ``plots_dir/*.png`` (a folder output of kind ``plots``, :mod:`mlpgraph.outputs`), renamed into
     place together when all are written (or, with ``staged``, where that
     :func:`~mlpgraph.outputs.atomic_outputs` block stages them), and returns a summary:
     ``{"markdown", "data", "tables": {"main", "per_action", "3dhp", "hard", "ablations",
-    "mean_pose"}, "plots", "missing_plots", "skipped", "fingerprints"}``.
+    "mean_pose", "real"}, "plots", "missing_plots", "skipped", "fingerprints"}``.
     """
     metrics_dir, out_md, plots_dir = Path(metrics_dir), Path(out_md), Path(plots_dir)
     if staged is not None:

@@ -14,7 +14,11 @@ import base64
 import html
 import mimetypes
 import re
+from collections.abc import Callable
 from pathlib import Path
+
+# Where an image named by the document is read: the identity, or a staged output's temporary path.
+Locate = Callable[[Path], Path]
 
 _INLINE = [
     (re.compile(r"\*\*(.+?)\*\*"), r"<strong>\1</strong>"),
@@ -33,12 +37,15 @@ STYLE = (
 )
 
 
-def inline(text: str, base_dir: Path) -> str:
-    """One line of Markdown text as HTML: escaped, images embedded, code/bold/italic/links marked up."""
+def inline(text: str, base_dir: Path, locate: Locate = Path) -> str:
+    """One line of Markdown text as HTML: escaped, images embedded, code/bold/italic/links marked up.
+
+    An image ``![alt](rel)`` is read from ``locate(base_dir / rel)``.
+    """
     parts, last = [], 0
     for match in _IMAGE.finditer(text):
         parts.append(_inline_text(text[last : match.start()]))
-        parts.append(f'<img alt="{html.escape(match.group(1))}" src="{data_uri(base_dir / match.group(2))}">')
+        parts.append(f'<img alt="{html.escape(match.group(1))}" src="{data_uri(locate(base_dir / match.group(2)))}">')
         last = match.end()
     parts.append(_inline_text(text[last:]))
     return "".join(parts)
@@ -72,11 +79,12 @@ def _cells(row: str) -> list[str]:
     return [cell.strip() for cell in row.strip().strip("|").split("|")]
 
 
-def _table(rows: list[str], base_dir: Path) -> str:
+def _table(rows: list[str], base_dir: Path, locate: Locate) -> str:
     """A pipe table (header, rule, body rows) as an HTML table."""
-    head = "".join(f"<th>{inline(c, base_dir)}</th>" for c in _cells(rows[0]))
+    head = "".join(f"<th>{inline(c, base_dir, locate)}</th>" for c in _cells(rows[0]))
     body = "".join(
-        "<tr>" + "".join(f"<td>{inline(c, base_dir)}</td>" for c in _cells(row)) + "</tr>" for row in rows[2:]
+        "<tr>" + "".join(f"<td>{inline(c, base_dir, locate)}</td>" for c in _cells(row)) + "</tr>"
+        for row in rows[2:]
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
@@ -104,21 +112,25 @@ def _blocks(lines: list[str]) -> list[tuple[str, list[str]]]:
     return [block for block in blocks if block[0] != "blank"]
 
 
-def markdown_to_html(text: str, base_dir: Path, title: str = "Results") -> str:
-    """The whole HTML page for Markdown ``text`` whose image paths are relative to ``base_dir``."""
+def markdown_to_html(text: str, base_dir: Path, title: str = "Results", locate: Locate = Path) -> str:
+    """The whole HTML page for Markdown ``text`` whose image paths are relative to ``base_dir``.
+
+    ``locate`` maps an image's final path to where it can be read now (a staged output's temporary).
+    """
     body = []
     for kind, lines in _blocks(text.splitlines()):
         if kind == "heading":
             match = _HEADING.match(lines[0])
             assert match is not None
             level = len(match.group(1))
-            body.append(f"<h{level}>{inline(match.group(2), base_dir)}</h{level}>")
+            body.append(f"<h{level}>{inline(match.group(2), base_dir, locate)}</h{level}>")
         elif kind == "table" and len(lines) >= 2 and _TABLE_RULE.match(lines[1]):
-            body.append(_table(lines, base_dir))
+            body.append(_table(lines, base_dir, locate))
         elif kind == "list":
-            body.append("<ul>" + "".join(f"<li>{inline(line[2:], base_dir)}</li>" for line in lines) + "</ul>")
+            items = "".join(f"<li>{inline(line[2:], base_dir, locate)}</li>" for line in lines)
+            body.append(f"<ul>{items}</ul>")
         else:
-            body.append("<p>" + " ".join(inline(line, base_dir) for line in lines) + "</p>")
+            body.append("<p>" + " ".join(inline(line, base_dir, locate) for line in lines) + "</p>")
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
         f"<style>{STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"

@@ -17,6 +17,7 @@ from mlpgraph.results import (
     DhpUnavailable,
     H36mEvaluation,
     HardEvaluation,
+    RealMocapEvaluation,
     RefineEvaluation,
     ReleaseSummary,
     Skipped,
@@ -26,6 +27,8 @@ from mlpgraph.results import (
 )
 
 log = logging.getLogger(__name__)
+
+# evaluate_real's folder in the metrics folder: ``real/EXP.json`` (stage evaluate_real in dvc.yaml).
 
 # How the report names the registry's models.
 METHOD_NAMES = {
@@ -49,6 +52,7 @@ class ExperimentMetrics:
     h36m: H36mEvaluation
     dhp: DhpEvaluation | DhpUnavailable | Skipped
     hard: HardEvaluation
+    real: RealMocapEvaluation
     train: TrainSummary | ReleaseSummary
     curve: TrainingCurve
     refine: RefineEvaluation | None = None
@@ -105,6 +109,7 @@ def _experiment_metrics(
         h36m=h36m,
         dhp=read_record(files.dhp(name), DhpEvaluation, DhpUnavailable, Skipped),
         hard=read_record(files.hard(name), HardEvaluation),
+        real=read_record(files.real(name), RealMocapEvaluation),
         train=read_record(files.train_summary(name), TrainSummary, ReleaseSummary),
         curve=read_record(files.train_curve(name), TrainingCurve),
         refine=read_record(files.h36m(name, refine=True), RefineEvaluation) if refined else None,

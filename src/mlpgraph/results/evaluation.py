@@ -1,10 +1,11 @@
-"""The evaluation stages' files: Human3.6M, refinement, MPI-INF-3DHP, hard poses, and skips.
+"""The evaluation stages' files: Human3.6M, refinement, MPI-INF-3DHP, hard poses, real mocap, and skips.
 
 ``h36m/EXP.json`` is :class:`H36mEvaluation`, ``h36m/EXP_refine.json`` :class:`RefineEvaluation`,
 ``3dhp/EXP.json`` :class:`DhpEvaluation` (:class:`DhpUnavailable` without a test file),
-``hard/EXP.json`` :class:`HardEvaluation`; any stage's file of a pretrained experiment without its
-release folder is :class:`Skipped`. Each figure is given for two models, ``last_epoch`` and
-``best_on_test`` (the selection rule is in each one's ``selection``).
+``hard/EXP.json`` :class:`HardEvaluation`, ``real/EXP.json`` :class:`RealMocapEvaluation`; any
+stage's file of a pretrained experiment without its release folder is :class:`Skipped`. Each figure
+is given for two models, ``last_epoch`` and ``best_on_test`` (the selection rule is in each one's
+``selection``).
 """
 
 from __future__ import annotations
@@ -234,4 +235,66 @@ class HardEvaluation(Record):
     data: DataDescription
     last_epoch: HardFigures
     best_on_test: HardFigures
+    mlflow_run_id: str | None
+
+
+# --------------------------------------------------------------------------------------------
+# Real motion capture (real/EXP.json)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClipFigures(Record):
+    """One real clip's P1 / P2 (mm) over its frames in every camera (``num_samples`` = frames x cameras)."""
+
+    P1: float
+    P2: float
+    frames: int
+    num_samples: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class RealFigures(Record):
+    """One model's P1 / P2 (mm) on the real clips: overall, every frame of every camera weighted alike, and per clip."""
+
+    selection: str
+    P1: float
+    P2: float
+    num_samples: int
+    per_clip: dict[str, ClipFigures]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RealBaseline(Record):
+    """The clip-mean-pose baseline's P1 / P2 (mm) on the real clips; ``definition`` says exactly what it predicts."""
+
+    definition: str
+    P1: float
+    P2: float
+    num_samples: int
+    per_clip: dict[str, ClipFigures]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RealMocapEvaluation(Record):
+    """``real/EXP.json``: the lifting network on real people's motion capture, for both selections.
+
+    ``file`` and ``sha256`` name the mocap file; ``cameras`` and ``input_2d`` say how the network
+    inputs were made from it; ``trained_on`` is the data the network was trained on (not these
+    clips; its fingerprint is not read here). ``clip_mean_pose`` is the oracle baseline beside it.
+    """
+
+    experiment: str
+    model: str
+    keypoints: str
+    frames: int
+    flip_test: bool
+    file: str
+    sha256: str
+    layout: str
+    cameras: str
+    input_2d: str
+    trained_on: DataDescription
+    clip_mean_pose: RealBaseline
+    last_epoch: RealFigures
+    best_on_test: RealFigures
     mlflow_run_id: str | None

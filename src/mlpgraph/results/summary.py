@@ -11,6 +11,7 @@ from mlpgraph.results.evaluation import (
     DhpUnavailable,
     H36mEvaluation,
     HardEvaluation,
+    RealMocapEvaluation,
     RefineEvaluation,
     Skipped,
 )
@@ -22,8 +23,9 @@ class ExperimentSummary(Record):
     """A flat file of one experiment's headline figures (mm, %), for ``dvc exp show``.
 
     ``_last``: the last-epoch model; ``_best``: the epoch best on test. 3DHP figures are left out
-    when there is no 3DHP test file, the refined P1 (oracle root depth) when nothing was refined;
-    a skipped pretrained experiment has ``available: false`` and no figures.
+    when there is no 3DHP test file, the refined P1 (oracle root depth) when nothing was refined,
+    the P1 on real motion capture (``P1_real_last``) when no real-mocap record was given; a
+    skipped pretrained experiment has ``available: false`` and no figures.
     """
 
     experiment: str
@@ -36,6 +38,7 @@ class ExperimentSummary(Record):
     AUC_last: float | None = field(default=None, metadata=OPTIONAL_KEY)
     P1_hard_last: float | None = field(default=None, metadata=OPTIONAL_KEY)
     P1_refined_last: float | None = field(default=None, metadata=OPTIONAL_KEY)
+    P1_real_last: float | None = field(default=None, metadata=OPTIONAL_KEY)
 
     @classmethod
     def matches(cls, data: Mapping[str, Any]) -> bool:
@@ -48,6 +51,7 @@ def summarise(
     dhp: DhpEvaluation | DhpUnavailable | Skipped,
     hard: HardEvaluation | Skipped,
     refine: RefineEvaluation | None = None,
+    real: RealMocapEvaluation | Skipped | None = None,
 ) -> ExperimentSummary:
     """The :class:`ExperimentSummary` of one experiment's evaluation records."""
     if isinstance(h36m, Skipped) or isinstance(hard, Skipped):
@@ -63,4 +67,5 @@ def summarise(
         AUC_last=dhp.last_epoch.AUC if measured else None,
         P1_hard_last=hard.last_epoch.P1,
         P1_refined_last=refine.last_epoch.refined_gt_root.P1 if refine is not None else None,
+        P1_real_last=real.last_epoch.P1 if isinstance(real, RealMocapEvaluation) else None,
     )
