@@ -12,9 +12,11 @@ engines rerun the same stages. After a successful job the rule touches a marker;
 """
 
 import os
+from pathlib import Path
 
 from snakemake.utils import min_version
 
+from mlpgraph.paths import MetricsFiles
 from mlpgraph.workflow import (
     DONE_DIR,
     commit_completed,
@@ -27,13 +29,25 @@ from mlpgraph.workflow import (
 
 min_version("8.20")
 
+# `snakemake --report report.html`: the results document (tables, plots and demos in one page)
+# and the report's plots, beside Snakemake's record of the run.
+report: "docs/snakemake_report.rst"
+
 STAGES = snakemake_stage_table(workflow.basedir, config)
+REPORT_PAGE = str(MetricsFiles(Path("metrics")).results_html())
+REPORT_PLOTS = str(MetricsFiles(Path("metrics")).plots())
 STAMPS = refresh_stamps(STAGES, workflow.basedir)
 os.makedirs(os.path.join(workflow.basedir, DONE_DIR), exist_ok=True)
 
 
 def as_output(path):
-    return directory(path) if is_directory_output(path) else path
+    """A stage output as Snakemake declares it: folders as directory(), report items flagged for --report."""
+    output = directory(path) if is_directory_output(path) else path
+    if path == REPORT_PAGE:
+        return report(output, category="Results", labels={"document": "results"})
+    if path == REPORT_PLOTS:
+        return report(output, patterns=["{name}.png"], category="Plots", labels={"plot": "{name}"})
+    return output
 
 
 rule all:

@@ -651,6 +651,7 @@ def test_plots_are_valid_pngs(full_report):
 
 def _report_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     outputs = ("--metrics", "metrics", "--out", "metrics/results.md", "--plots", "metrics/plots")
+    outputs += ("--html", "metrics/results.html")
     return subprocess.run(
         [sys.executable, str(ROOT / "stages" / "report.py"), *args, *outputs],
         cwd=cwd,
@@ -681,6 +682,10 @@ def test_cli_user_error_is_one_line_exit_2_and_success(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "metrics" / "results.md").is_file()
     assert (tmp_path / "metrics" / "plots" / "h36m_p1_per_action.png").is_file()
+    page = (tmp_path / "metrics" / "results.html").read_text()
+    tables = (tmp_path / "metrics" / "results.md").read_text().count("\n| ---")
+    assert tables >= 3 and page.count("<table>") == tables
+    assert '<img alt="h36m_p1_per_action" src="data:image/png;base64,' in page
 
 
 def test_preset_only_entries_are_not_experiments(tmp_path):

@@ -212,6 +212,12 @@ def test_snakemake_all_writes_every_output(tiny_run):
     with Image.open(demos["mlpgraph_hr_f243_refine.gif"]) as gif:
         assert gif.n_frames == 40 and gif.size == (720, 360)
     assert "![mlpgraph_hr_f243_refine demo](demo/mlpgraph_hr_f243_refine.gif)" in report
+    assert "## Real people" in report
+    for experiment in TRAINED:
+        real = json.loads((repo / "metrics" / "real" / f"{experiment}.json").read_text())
+        assert f"{real['last_epoch']['P1']:.1f}" in report.split("## Real people")[1]
+    page = (repo / "metrics" / "results.html").read_text()
+    assert "data:image/gif;base64," in page and "data:image/png;base64," in page and "<h2>Real people" in page
 
 
 def test_pretrained_experiments_import_or_skip(tiny_run):
@@ -265,6 +271,15 @@ def test_mlflow_has_one_run_per_stage_of_the_dag(tiny_run):
         assert versions and {client.get_run(v.run_id).data.tags["dvc_stage"] for v in versions} == {
             f"{stage or 'train_spatial'}@{experiment}"
         }
+
+
+def test_snakemake_report_is_one_html_file_with_the_results(tiny_run, tmp_path):
+    """``snakemake --report``: one self-contained HTML holding the results page (tables, plots, demos)."""
+    out = tmp_path / "report.html"
+    run(["snakemake", "--report", str(out), "--cores", "1"], tiny_run)
+    text = out.read_text()
+    assert "results.html" in text and "h36m_p1_per_action.png" in text and len(text) > 100_000
+    assert_clean(tiny_run)
 
 
 def test_engines_agree_after_snakemake(tiny_run):
