@@ -14,18 +14,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from mlpgraph.cameras import load_cameras
 from mlpgraph.checkpoints import networks_from_checkpoint
 from mlpgraph.devices import params_device
 from mlpgraph.entry import run_command, stage_parser
 from mlpgraph.evaluation.real_mocap import (
-    CAMERA_SUBJECT,
     CLIP_MEAN_POSE,
-    RealMocapSet,
-    build_real_set,
+    cameras_description,
     clip_mean_pose,
     evaluate_real_mocap,
-    read_real_mocap,
+    experiment_real_set,
     real_figures,
 )
 from mlpgraph.evaluation_stage import Selection, measure_selections
@@ -39,11 +36,6 @@ from mlpgraph.results import RealBaseline, RealFigures, RealMocapEvaluation, wri
 from mlpgraph.tracking import StageRun
 
 
-def cameras_description(real: RealMocapSet) -> str:
-    """Which cameras the clips were seen through, for the record."""
-    return f"Human3.6M cameras {', '.join(real.camera_ids)} as calibrated for {CAMERA_SUBJECT}"
-
-
 def main(args: argparse.Namespace) -> None:
     """Measure both selected models of the experiment on the real clips and write ``--out``."""
     params = load_params(args.params)
@@ -54,9 +46,7 @@ def main(args: argparse.Namespace) -> None:
     if skip_if_unavailable(params, "evaluate_real", experiment, out):
         return
     device = params_device(params, args.params)
-    data = params["data"]
-    clips = read_real_mocap(mocap, data["layout"])
-    real = build_real_set(clips, data["layout"], load_cameras(), experiment.keypoints, data["source"], data["seed"])
+    real = experiment_real_set(mocap, params["data"], experiment.keypoints)
     baseline = real_figures(clip_mean_pose(real), real)
     fingerprint = sha256_file(mocap)
 

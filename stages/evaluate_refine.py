@@ -17,18 +17,21 @@ from torch import Tensor
 from mlpgraph.checkpoints import networks_from_checkpoint
 from mlpgraph.entry import run_command, stage_parser
 from mlpgraph.evaluation import evaluate_h36m, predict
-from mlpgraph.evaluation_stage import EvaluationSetup, Selection, h36m_figures, measure_selections
+from mlpgraph.evaluation_stage import (
+    REFINED_VARIANTS,
+    EvaluationSetup,
+    Selection,
+    h36m_figures,
+    measure_selections,
+    training_bone_lengths,
+)
 from mlpgraph.experiments import load_experiment
-from mlpgraph.models.refine import mean_bone_lengths
 from mlpgraph.outputs import Output, check_outputs
 from mlpgraph.params import load_params
 from mlpgraph.provenance import stage_params
 from mlpgraph.release_stage import skip_if_unavailable
 from mlpgraph.results import RefinedSelection, RefineEvaluation, write_record
 from mlpgraph.tracking import StageRun
-from mlpgraph.training_stage import ORACLE_NOTE
-
-ESTIMATED_NOTE = "root depth estimated from the 2D and the training set's mean bone lengths"
 
 
 def measure(ev: EvaluationSetup, chosen: Selection, bones: Tensor) -> RefinedSelection:
@@ -38,9 +41,9 @@ def measure(ev: EvaluationSetup, chosen: Selection, bones: Tensor) -> RefinedSel
     pad, test = ev.experiment.pad, ev.test
     plain = evaluate_h36m(predict(model, test, pad, ev.flip, ev.batch), test)
     refined = {}
-    for depth, note in (("gt", ORACLE_NOTE), ("estimated", ESTIMATED_NOTE)):
+    for depth, key, note in REFINED_VARIANTS:
         pred = predict(model, test, pad, ev.flip, ev.batch, refine, depth, bones)
-        refined[f"refined_{depth}_root"] = h36m_figures(evaluate_h36m(pred, test), chosen.label, note)
+        refined[key] = h36m_figures(evaluate_h36m(pred, test), chosen.label, note)
     return RefinedSelection(selection=chosen.label, without_refinement=h36m_figures(plain, chosen.label), **refined)
 
 
@@ -61,7 +64,7 @@ def main(args: argparse.Namespace) -> None:
     if skip_if_unavailable(params, "evaluate_refine", experiment, Path(args.out)):
         return
     ev = EvaluationSetup.load(params, experiment, Path(args.processed), args.params)
-    bones = mean_bone_lengths(ev.train.poses_3d, ev.train.layout)
+    bones = training_bone_lengths(ev.train)
     described = stage_params(params, experiment, refinement=True)
     with StageRun("evaluate_refine", experiment.name, described, ev.fingerprint) as run:
         figures = measure_selections(

@@ -40,6 +40,7 @@ def test_dvc_yaml_writes_where_the_layout_says():
         refine = {str(layout.models(name, "refine")), str(metrics.train_summary(name, True))}
         assert outs(f"train_refine@{name}") == refine | {str(metrics.train_curve(name, True))}
         assert outs(f"evaluate_refine@{name}") == {str(metrics.h36m(name, refine=True))}
+        assert outs(f"evaluate_real_refine@{name}") == {str(metrics.real(name, refine=True))}
     assert outs("report") == {
         str(metrics.results()),
         str(metrics.results_html()),

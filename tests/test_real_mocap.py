@@ -209,16 +209,19 @@ def test_a_network_that_knows_the_answers_scores_zero_through_the_flip_test(clip
 # ------------------------------------------------------------------------------- the stage
 
 
-def _stage_module() -> Any:
-    spec = importlib.util.spec_from_file_location("_stage_evaluate_real", ROOT / "stages" / "evaluate_real.py")
+def _stage_module(name: str = "evaluate_real") -> Any:
+    spec = importlib.util.spec_from_file_location(f"_stage_{name}", ROOT / "stages" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def _tiny_checkpoints(folder: Path, frames: int) -> None:
-    """``final.pt`` (epoch 2) and ``best.pt`` (epoch 1) of a tiny MLP-Graph, as the training stage names them."""
+def _tiny_checkpoints(folder: Path, frames: int, refine: bool = False) -> None:
+    """``final.pt`` (epoch 2) and ``best.pt`` (epoch 1) of a tiny MLP-Graph, as the training stage names them.
+
+    With ``refine``, each also holds a pose-refinement module, as ``train_refine``'s do.
+    """
     from mlpgraph.checkpoints import network_entry, save_checkpoint
     from mlpgraph.models import build_model
     from mlpgraph.training import BEST, FINAL
@@ -228,7 +231,10 @@ def _tiny_checkpoints(folder: Path, frames: int) -> None:
         torch.manual_seed(epoch)
         model = build_model("mlpgraph", layout="h36m16", frames=frames, hid_dim=8, spatial_hid_dim=8,
                             channel_hid_dim=8, num_layers=1)  # fmt: skip
-        save_checkpoint(folder / file, {"model": network_entry("mlpgraph", model.eval())}, meta={"epoch": epoch})
+        networks = {"model": network_entry("mlpgraph", model.eval())}
+        if refine:
+            networks["refine"] = network_entry("refine", build_model("refine", layout="h36m16").eval())
+        save_checkpoint(folder / file, networks, meta={"epoch": epoch})
 
 
 def test_the_stage_writes_a_valid_record_for_both_selections(tmp_path, monkeypatch):
@@ -262,6 +268,68 @@ def test_the_stage_writes_a_valid_record_for_both_selections(tmp_path, monkeypat
     stage.main(stage.parser().parse_args([*args[:3], "released", "--models", "absent", "--out", "skipped.json"]))
     skipped = read_record(tmp_path / "skipped.json", Skipped)
     assert skipped.experiment == "released" and "pretrained.dir is not set" in skipped.reason
+
+
+def test_the_refinement_stage_scores_each_variant_as_the_library_does(tmp_path, monkeypatch):
+    from mlpgraph.checkpoints import networks_from_checkpoint
+    from mlpgraph.data.batches import PoseArrays
+    from mlpgraph.models.refine import mean_bone_lengths
+    from mlpgraph.results import RealRefineEvaluation
+    from tests.test_batches import _write_processed
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(ROOT / "configs", tmp_path / "configs")
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    experiment = {"model": "mlpgraph", "keypoints": "gt", "model_args": {"frames": 1}}
+    setting = {"keypoints": "gt", "mode": "joint", "root_depth": "gt"}
+    params.update(preset="tiny", experiments={"refined": experiment}, refinement={"refined": setting})
+    params["evaluate"].update(real_mocap=str(FIXTURE), flip_test=False)
+    params["train"]["device"] = "cpu"
+    params["data"]["train_subjects"] = ["S1", "S5"]  # the hand-written processed file's (S9: its test subject)
+    Path("params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    processed = tmp_path / "processed.h5"
+    _write_processed(processed)
+    _tiny_checkpoints(tmp_path / "refine", frames=1, refine=True)
+    stage = _stage_module("evaluate_real_refine")
+    args = ["--params", "params.yaml", "--experiment", "refined", "--processed", str(processed)]
+    stage.main(stage.parser().parse_args([*args, "--models", "refine", "--out", "out.json"]))
+    record = read_record(tmp_path / "out.json", RealRefineEvaluation)
+    assert record.experiment == "refined" and record.refinement == {"mode": "joint", "root_depth": "gt"}
+    assert record.trained_on.fingerprint == "0" * 64 and record.mlflow_run_id and not record.flip_test
+    assert record.clip_mean_pose.definition.startswith("clip mean pose (oracle)")
+    # Each variant is the library's figure for the checkpoint, the refined ones with the training split's bones.
+    real = build_real_set(read_real_mocap(FIXTURE, "h36m16"), "h36m16", CAMERAS)
+    train = PoseArrays.from_processed(processed, subjects=["S1", "S5"])
+    bones = mean_bone_lengths(train.poses_3d, "h36m16")
+    nets = networks_from_checkpoint(tmp_path / "refine" / "final.pt")
+    plain = evaluate_real_mocap(nets["model"], real, 0, flip_test=False)
+    gt = evaluate_real_mocap(nets["model"], real, 0, False, refine=nets["refine"], root_depth="gt")
+    estimated = evaluate_real_mocap(nets["model"], real, 0, False, 1024, "cpu", nets["refine"], "estimated", bones)
+    last = record.last_epoch
+    for figures, expected in ((last.without_refinement, plain), (last.refined_gt_root, gt),
+                              (last.refined_estimated_root, estimated)):  # fmt: skip
+        assert pytest.approx(expected["P1"], rel=1e-5) == figures.P1
+        clip = "CMU_S11 / SoccerKick 11_01"
+        assert pytest.approx(expected["per_clip"][clip]["P1"], rel=1e-5) == figures.per_clip[clip].P1
+    assert len({plain["P1"], gt["P1"], estimated["P1"]}) == 3  # three different predictions
+    assert last.without_refinement.note is None and "ground truth" in last.refined_gt_root.note
+    assert "mean bone lengths" in last.refined_estimated_root.note
+    assert record.best_on_test.refined_gt_root.P1 != last.refined_gt_root.P1  # two checkpoints, measured each
+
+
+def test_dvc_yaml_runs_the_refinement_stage_for_every_refinement_run():
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    specs = {spec.name: spec for spec in load_stage_table(ROOT)}
+    mocap, data = params["evaluate"]["real_mocap"], params["data"]
+    for name, entry in params["refinement"].items():
+        stage = specs[f"evaluate_real_refine@{name}"]
+        out = str(MetricsFiles(Path("metrics")).real(name, refine=True))
+        processed = f"data/processed/{data['name']}_{entry['keypoints']}_{data['layout']}.h5"
+        assert stage.outs == (out,) and f"--out {out}" in stage.cmd and f"--mocap {mocap}" in stage.cmd
+        assert {mocap, processed, f"models/{name}/refine"} <= set(stage.deps)
+        assert f"--processed {processed}" in stage.cmd
+        assert {"evaluate.real_mocap", f"refinement.{name}", "data"} <= set(stage.params)
 
 
 def test_dvc_yaml_runs_the_stage_for_every_experiment_with_its_file_and_params():

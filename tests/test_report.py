@@ -38,6 +38,8 @@ from mlpgraph.results import (
     RealBaseline,
     RealFigures,
     RealMocapEvaluation,
+    RealRefinedSelection,
+    RealRefineEvaluation,
     RefinedSelection,
     RefineEvaluation,
     Skipped,
@@ -259,6 +261,27 @@ def _real(name: str, spec: Mapping[str, Any], i: int, data: DataDescription) -> 
     )
 
 
+# The refinement run's real P1 beside the experiment's own: without refinement, refined (gt / estimated root depth).
+REAL_REFINED_SHIFTS = {"without_refinement": 0.5, "refined_gt_root": -20.0, "refined_estimated_root": 40.0}
+
+
+def _real_refinement(real: RealMocapEvaluation, setting: dict[str, Any]) -> RealRefineEvaluation:
+    """The refinement run's real-mocap record: each variant's P1 the experiment's shifted by REAL_REFINED_SHIFTS."""
+
+    def figures(base: RealFigures, shift: float, note: str | None) -> RealFigures:
+        per_clip = _real_clips(base.P1 + shift, base.P2 + shift / 2)
+        return dataclasses.replace(base, P1=base.P1 + shift, P2=base.P2 + shift / 2, per_clip=per_clip, note=note)
+
+    def selection(base: RealFigures) -> RealRefinedSelection:
+        variants = {key: figures(base, shift, None if key == "without_refinement" else key)
+                    for key, shift in REAL_REFINED_SHIFTS.items()}  # fmt: skip
+        return RealRefinedSelection(selection=base.selection, **variants)
+
+    header = {f.name: getattr(real, f.name) for f in dataclasses.fields(real)}
+    header.update(last_epoch=selection(real.last_epoch), best_on_test=selection(real.best_on_test))
+    return RealRefineEvaluation(**header, refinement=setting)
+
+
 def _experiment_files(
     name: str, spec: Mapping[str, Any], i: int, data: DataDescription, dhp_available: bool
 ) -> dict[str, Any]:
@@ -312,6 +335,7 @@ FILES = {
     "real": "real/{}.json",
     "refine": "h36m/{}_refine.json",
     "train_refine": "train/{}_refine.json",
+    "real_refine": "real/{}_refine.json",
 }
 
 
@@ -320,8 +344,8 @@ def write_metrics(
 ) -> dict[str, dict[str, Any]]:
     """Metrics files written through ``mlpgraph.results``' records, with known numbers.
 
-    Returns ``{experiment: {"h36m", "3dhp", "hard", "real", "train", "curve", ["refine", "train_refine"]}}``, the
-    records.
+    Returns ``{experiment: {"h36m", "3dhp", "hard", "real", "train", "curve", ["refine", "train_refine",
+    "real_refine"]}}``, the records.
     """
     data = DataDescription(
         source="synthetic",
@@ -338,6 +362,7 @@ def write_metrics(
         if name in params["refinement"]:
             base = 30.0 + 4.0 * i + 0.123
             files.update(_refinement(files["h36m"], files["train"], params["refinement"][name], base))
+            files["real_refine"] = _real_refinement(files["real"], params["refinement"][name])
         for key, content in files.items():
             path = root / FILES[key].format(name)
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -492,8 +517,8 @@ def test_real_people_table_has_every_model_the_baseline_and_the_synthetic_p1(ful
     assert "**Real people, not synthetic:**" in text and "`tests/data/real_mocap/real_mocap_A.npz`" in text
     assert "as calibrated for S9" in text and "CMU_S11 / SoccerKick 11_01 (249 frames)" in text
     (table,) = tables(text)
-    assert len(table) == len(EXPERIMENTS) + 1
-    rows = by(table, "experiment")
+    assert len(table) == len(EXPERIMENTS) + 3 * len(REFINEMENT) + 1
+    rows = {row["experiment"].strip("`"): row for row in table if "refinement" not in row["Method"]}
     for name, files in written.items():
         real, row = files["real"], rows[name]
         assert row["real P1 (mm), last epoch"] == one(real.last_epoch.P1)
@@ -507,14 +532,43 @@ def test_real_people_table_has_every_model_the_baseline_and_the_synthetic_p1(ful
     assert baseline["Method"] == "**clip mean pose (oracle baseline)**" and baseline["experiment"] == "—"
     assert baseline["real P1 (mm), last epoch"] == "110.5" and baseline["real P2 (mm), last epoch"] == "80.3"
     assert baseline["EyesJapan_S1 / Sample 1 P1"] == one(REAL_BASELINE[0] + 10.0)
-    # P1 100.234 + 3 i: experiments 4..7 are at or above the baseline's 110.456.
-    worse = ", ".join(f"`{name}`" for i, name in enumerate(EXPERIMENTS) if i >= 4)
+    # P1 100.234 + 3 i: experiments 4..7 are at or above the baseline's 110.456, and so are the refined
+    # rows with the estimated root depth (+40 mm); with the oracle root depth (-20 mm) they are not.
+    estimated = [f"`{name}` + refinement (estimated root depth)" for name in REFINEMENT]
+    worse = ", ".join([*estimated, *(f"`{name}`" for i, name in enumerate(EXPERIMENTS) if i >= 4)])
     assert f"not better than the clip's own mean pose on real motion capture: {worse}." in text
-    assert [r["experiment"] for r in summary["tables"]["real"]["models"]] == list(EXPERIMENTS)
+    models = summary["tables"]["real"]["models"]
+    assert [r["experiment"] for r in models if r["variant"] is None] == list(EXPERIMENTS)
     assert summary["tables"]["real"]["baselines"][0]["experiments"] == list(EXPERIMENTS)
     assert markdown.index(REAL_HEADING) < markdown.index("## Human3.6M per action")
     (provenance,) = tables(section(markdown, "Provenance"))
     assert by(provenance, "experiment")["semgcn_gt_f1"]["evaluate_real"] == f"`04{'c' * 30}`"
+
+
+def test_real_people_table_has_the_refinement_runs_rows(full_report):
+    _, written, _, markdown = full_report
+    text = section(markdown, REAL_HEADING)
+    (table,) = tables(text)
+    assert "Rows naming the refinement" in text and "an oracle" in text
+    for name in REFINEMENT:
+        real, refine = written[name]["real_refine"], written[name]["refine"]
+        rows = [row for row in table if row["experiment"] == f"`{name}`"]
+        methods = [row["Method"] for row in rows]
+        assert methods == [
+            "MLP-Graph",
+            "MLP-Graph (refinement run, without refinement)",
+            "MLP-Graph + refinement (gt root depth, oracle)",
+            "MLP-Graph + refinement (estimated root depth)",
+        ]
+        for row, (key, shift) in zip(rows[1:], REAL_REFINED_SHIFTS.items(), strict=True):
+            last, best = getattr(real.last_epoch, key), getattr(real.best_on_test, key)
+            assert row["real P1 (mm), last epoch"] == one(last.P1) == one(written[name]["real"].last_epoch.P1 + shift)
+            assert row["real P2 (mm), last epoch"] == one(last.P2)
+            assert row["real P1 / P2 (mm), best on test"] == f"{one(best.P1)} / {one(best.P2)}"
+            assert row["EyesJapan_S1 / Sample 1 P1"] == one(last.per_clip["EyesJapan_S1 / Sample 1"].P1)
+            synthetic = getattr(refine.last_epoch, key).P1
+            assert row["synthetic test P1 (mm), last epoch"] == one(synthetic)
+            assert row["real / synthetic P1"] == f"{last.P1 / synthetic:.1f}x"
 
 
 def test_a_missing_real_mocap_file_is_one_line_error_naming_it(tmp_path):

@@ -93,7 +93,8 @@ def test_stage_table_resolves_from_dvc_yaml():
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     for family in ("train_spatial", "evaluate_h36m", "evaluate_3dhp", "hard_poses", "summarise"):
         assert {f"{family}@{e}" for e in params["experiments"]} <= set(specs), family
-    assert {f"train_refine@{e}" for e in params["refinement"]} <= set(specs)
+    for family in ("train_refine", "evaluate_refine", "evaluate_real_refine"):
+        assert {f"{family}@{e}" for e in params["refinement"]} <= set(specs), family
 
 
 def expand_targets(specs, targets: list[str]) -> set[str]:

@@ -26,16 +26,21 @@ from mlpgraph.errors import UserInputError
 from mlpgraph.evaluation import NonFinitePrediction, evaluate_h36m, inference_time
 from mlpgraph.experiments import Experiment
 from mlpgraph.io import sha256_file
+from mlpgraph.models.refine import mean_bone_lengths
 from mlpgraph.provenance import data_description
 from mlpgraph.results import ActionFigures, DataDescription, ErrorPair, H36mFigures, InferenceTime, Record
 from mlpgraph.tracking import StageRun
 from mlpgraph.training import BEST, BEST_SELECTION, FINAL, FINAL_SELECTION
-from mlpgraph.training_stage import load_split
+from mlpgraph.training_stage import ORACLE_NOTE, load_split
 
 R = TypeVar("R", bound=Record)
 
 # The two models every figure is given for: (key in the metrics file, checkpoint, selection label).
 SELECTIONS = (("last_epoch", FINAL, FINAL_SELECTION), ("best_on_test", BEST, BEST_SELECTION))
+
+ESTIMATED_NOTE = "root depth estimated from the 2D and the training set's mean bone lengths"
+# The refined figures every refinement evaluation gives: (predict's root_depth, key in the metrics file, note).
+REFINED_VARIANTS = (("gt", "refined_gt_root", ORACLE_NOTE), ("estimated", "refined_estimated_root", ESTIMATED_NOTE))
 
 
 @dataclass(frozen=True)
@@ -164,6 +169,11 @@ def h36m_figures(result: Mapping[str, Any], label: str, note: str | None = None)
         },
         note=note,
     )
+
+
+def training_bone_lengths(train: PoseArrays) -> torch.Tensor:
+    """(B,) the body size the estimated root depth assumes: the training split's mean bone lengths."""
+    return mean_bone_lengths(train.poses_3d, train.layout)
 
 
 def mean_pose_baseline(train: PoseArrays, test: PoseArrays) -> ErrorPair:

@@ -79,9 +79,9 @@ class MetricsFiles:
     def hard(self, experiment: str) -> Path:
         return self.folder / "hard" / f"{experiment}.json"
 
-    def real(self, experiment: str) -> Path:
-        """The experiment's figures on real motion capture (stage ``evaluate_real``)."""
-        return self.folder / "real" / f"{experiment}.json"
+    def real(self, experiment: str, refine: bool = False) -> Path:
+        """The experiment's figures on real motion capture (``evaluate_real``; ``evaluate_real_refine`` with refine)."""
+        return self.folder / "real" / f"{experiment}{'_refine' if refine else ''}.json"
 
     def results_html(self) -> Path:
         """The results document as one self-contained HTML page (what ``snakemake --report`` shows)."""

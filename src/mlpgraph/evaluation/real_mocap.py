@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mlpgraph.cameras import Camera, CameraSet
+from mlpgraph.cameras import Camera, CameraSet, load_cameras
 from mlpgraph.data import schema
 from mlpgraph.data.batches import PoseArrays
 from mlpgraph.data.formats import read_positions_3d
@@ -43,6 +44,7 @@ from mlpgraph.data.synthetic import H36M_CAPTURE_CENTRE, add_detector_noise
 from mlpgraph.evaluation.h36m import errors_mm
 from mlpgraph.evaluation.prediction import predict
 from mlpgraph.layouts import SkeletonLayout, get_layout, layout_for_joint_count, root_relative, select_joints
+from mlpgraph.models.refine import PoseRefinement
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +198,17 @@ def build_real_set(
     )
 
 
+def experiment_real_set(mocap: str | os.PathLike[str], data: Mapping[str, Any], keypoints: str) -> RealMocapSet:
+    """The clips of ``mocap`` as an experiment with 2D source ``keypoints`` sees them (``data``: params' ``data``)."""
+    clips = read_real_mocap(mocap, data["layout"])
+    return build_real_set(clips, data["layout"], load_cameras(), keypoints, data["source"], data["seed"])
+
+
+def cameras_description(real: RealMocapSet) -> str:
+    """Which cameras the clips were seen through, for the record."""
+    return f"Human3.6M cameras {', '.join(real.camera_ids)} as calibrated for {CAMERA_SUBJECT}"
+
+
 def clip_mean_pose(real: RealMocapSet) -> np.ndarray:
     """(N, J, 3) the clip-mean-pose prediction: each (clip, camera) sequence's mean root-relative 3D target, per frame.
 
@@ -238,9 +251,20 @@ def evaluate_real_mocap(
     flip_test: bool = True,
     batch_size: int = 1024,
     device: str | torch.device = "cpu",
+    refine: PoseRefinement | None = None,
+    root_depth: str = "gt",
+    bone_lengths: torch.Tensor | None = None,
 ) -> dict[str, Any]:
-    """:func:`real_figures` of ``model``'s predictions (windows of ``2 * pad + 1`` frames, test-time flip as asked)."""
-    pred = predict(model, real.arrays(device), pad, flip_test=flip_test, batch_size=batch_size)
+    """:func:`real_figures` of ``model``'s predictions (windows of ``2 * pad + 1`` frames, test-time flip as asked).
+
+    With ``refine`` the predictions are refined as :func:`~mlpgraph.evaluation.prediction.predict`
+    does: the clips' camera-space root depth for ``root_depth`` "gt" (an oracle), or the depth
+    estimated from the 2D with ``bone_lengths`` (the training split's) for "estimated".
+    """
+    data = real.arrays(device)
+    pred = predict(model, data, pad, flip_test, batch_size, refine, root_depth, bone_lengths)
     result = real_figures(pred, real)
-    log.info("real mocap: P1 %.1f mm, P2 %.1f mm over %d poses", result["P1"], result["P2"], result["num_samples"])
+    how = f"refined ({root_depth} root depth)" if refine is not None else "lifting network"
+    p1, p2, count = result["P1"], result["P2"], result["num_samples"]
+    log.info("real mocap, %s: P1 %.1f mm, P2 %.1f mm over %d poses", how, p1, p2, count)
     return result

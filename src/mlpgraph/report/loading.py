@@ -18,6 +18,7 @@ from mlpgraph.results import (
     H36mEvaluation,
     HardEvaluation,
     RealMocapEvaluation,
+    RealRefineEvaluation,
     RefineEvaluation,
     ReleaseSummary,
     Skipped,
@@ -28,7 +29,8 @@ from mlpgraph.results import (
 
 log = logging.getLogger(__name__)
 
-# evaluate_real's folder in the metrics folder: ``real/EXP.json`` (stage evaluate_real in dvc.yaml).
+# evaluate_real's folder in the metrics folder: ``real/EXP.json`` (stage evaluate_real in dvc.yaml) and, for
+# experiments in ``refinement``, ``real/EXP_refine.json`` (stage evaluate_real_refine).
 
 # How the report names the registry's models.
 METHOD_NAMES = {
@@ -57,6 +59,7 @@ class ExperimentMetrics:
     curve: TrainingCurve
     refine: RefineEvaluation | None = None
     train_refine: TrainSummary | ReleaseSummary | None = None
+    real_refine: RealRefineEvaluation | None = None
 
     @property
     def frames(self) -> int:
@@ -116,6 +119,7 @@ def _experiment_metrics(
         train_refine=(
             read_record(files.train_summary(name, refine=True), TrainSummary, ReleaseSummary) if refined else None
         ),
+        real_refine=read_record(files.real(name, refine=True), RealRefineEvaluation) if refined else None,
     )
 
 

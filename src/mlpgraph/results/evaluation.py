@@ -2,7 +2,8 @@
 
 ``h36m/EXP.json`` is :class:`H36mEvaluation`, ``h36m/EXP_refine.json`` :class:`RefineEvaluation`,
 ``3dhp/EXP.json`` :class:`DhpEvaluation` (:class:`DhpUnavailable` without a test file),
-``hard/EXP.json`` :class:`HardEvaluation`, ``real/EXP.json`` :class:`RealMocapEvaluation`; any
+``hard/EXP.json`` :class:`HardEvaluation`, ``real/EXP.json`` :class:`RealMocapEvaluation`,
+``real/EXP_refine.json`` :class:`RealRefineEvaluation`; any
 stage's file of a pretrained experiment without its release folder is :class:`Skipped`. Each figure
 is given for two models, ``last_epoch`` and ``best_on_test`` (the selection rule is in each one's
 ``selection``).
@@ -239,7 +240,7 @@ class HardEvaluation(Record):
 
 
 # --------------------------------------------------------------------------------------------
-# Real motion capture (real/EXP.json)
+# Real motion capture (real/EXP.json and real/EXP_refine.json)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -261,6 +262,7 @@ class RealFigures(Record):
     P2: float
     num_samples: int
     per_clip: dict[str, ClipFigures]
+    note: str | None = field(default=None, metadata=OPTIONAL_KEY)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -297,4 +299,40 @@ class RealMocapEvaluation(Record):
     clip_mean_pose: RealBaseline
     last_epoch: RealFigures
     best_on_test: RealFigures
+    mlflow_run_id: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RealRefinedSelection(Record):
+    """One selection of the refinement run on the real clips: without refinement, refined with each root depth."""
+
+    selection: str
+    without_refinement: RealFigures
+    refined_gt_root: RealFigures
+    refined_estimated_root: RealFigures
+
+
+@dataclass(frozen=True, kw_only=True)
+class RealRefineEvaluation(Record):
+    """``real/EXP_refine.json``: the refinement run's networks on real motion capture, for both selections.
+
+    The fields before ``refinement`` are :class:`RealMocapEvaluation`'s; the estimated root depth
+    assumes the training split's mean bone lengths (``trained_on``), not the real subjects'.
+    """
+
+    experiment: str
+    model: str
+    keypoints: str
+    frames: int
+    flip_test: bool
+    file: str
+    sha256: str
+    layout: str
+    cameras: str
+    input_2d: str
+    trained_on: DataDescription
+    clip_mean_pose: RealBaseline
+    refinement: dict[str, Any]
+    last_epoch: RealRefinedSelection
+    best_on_test: RealRefinedSelection
     mlflow_run_id: str | None
