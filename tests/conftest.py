@@ -23,6 +23,7 @@ PIPELINE_FILES = (
     "profiles",
     ".dvcignore",
     "tests/data/real_mocap",
+    "docs/snakemake_report.rst",
 )
 BIN = Path(sys.executable).parent
 
@@ -92,6 +93,7 @@ def make_pipeline_repo(parent: Path, experiments: tuple[str, ...] = E2E_EXPERIME
                 ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"),
             )
         else:
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, repo / name)
     shutil.copy2(ROOT / ".gitignore", repo / ".gitignore")
     params = yaml.safe_load((repo / "params.yaml").read_text())
