@@ -18,12 +18,9 @@ from mlpgraph.checkpoints import networks_from_checkpoint
 from mlpgraph.devices import params_device
 from mlpgraph.entry import run_command, stage_parser
 from mlpgraph.evaluation.real_mocap import (
-    CLIP_MEAN_POSE,
-    cameras_description,
-    clip_mean_pose,
     evaluate_real_mocap,
     experiment_real_set,
-    real_figures,
+    real_record_fields,
 )
 from mlpgraph.evaluation_stage import Selection, measure_selections
 from mlpgraph.experiments import load_experiment
@@ -32,7 +29,7 @@ from mlpgraph.outputs import Output, check_outputs
 from mlpgraph.params import load_params
 from mlpgraph.provenance import data_description, stage_params
 from mlpgraph.release_stage import skip_if_unavailable
-from mlpgraph.results import RealBaseline, RealFigures, RealMocapEvaluation, write_record
+from mlpgraph.results import RealFigures, RealMocapEvaluation, write_record
 from mlpgraph.tracking import StageRun
 
 
@@ -47,8 +44,8 @@ def main(args: argparse.Namespace) -> None:
         return
     device = params_device(params, args.params)
     real = experiment_real_set(mocap, params["data"], experiment.keypoints)
-    baseline = real_figures(clip_mean_pose(real), real)
     fingerprint = sha256_file(mocap)
+    shared = real_record_fields(experiment, mocap, fingerprint, real, flip, data_description(params, None))
 
     def measure(chosen: Selection) -> RealFigures:
         model = networks_from_checkpoint(chosen.checkpoint)["model"].to(device)
@@ -57,22 +54,7 @@ def main(args: argparse.Namespace) -> None:
 
     with StageRun("evaluate_real", experiment.name, stage_params(params, experiment), fingerprint) as run:
         figures = measure_selections(Path(args.models), measure, run, lambda f: {"P1": f.P1, "P2": f.P2}, data=mocap)
-        record = RealMocapEvaluation(
-            experiment=experiment.name,
-            model=experiment.model,
-            keypoints=experiment.keypoints,
-            frames=experiment.frames,
-            flip_test=flip,
-            file=str(mocap),
-            sha256=fingerprint,
-            layout=real.layout,
-            cameras=cameras_description(real),
-            input_2d=real.input_2d,
-            trained_on=data_description(params, None),
-            clip_mean_pose=RealBaseline.from_dict({"definition": CLIP_MEAN_POSE, **baseline}),
-            **figures,
-            mlflow_run_id=run.run_id,
-        )
+        record = RealMocapEvaluation(**shared, **figures, mlflow_run_id=run.run_id)
         write_record(out, record)
         run.log_artifact(out)
 

@@ -23,13 +23,10 @@ from mlpgraph.checkpoints import networks_from_checkpoint
 from mlpgraph.devices import params_device
 from mlpgraph.entry import run_command, stage_parser
 from mlpgraph.evaluation.real_mocap import (
-    CLIP_MEAN_POSE,
     RealMocapSet,
-    cameras_description,
-    clip_mean_pose,
     evaluate_real_mocap,
     experiment_real_set,
-    real_figures,
+    real_record_fields,
 )
 from mlpgraph.evaluation_stage import REFINED_VARIANTS, Selection, measure_selections, training_bone_lengths
 from mlpgraph.experiments import load_experiment
@@ -38,7 +35,7 @@ from mlpgraph.outputs import Output, check_outputs
 from mlpgraph.params import load_params
 from mlpgraph.provenance import data_description, stage_params
 from mlpgraph.release_stage import skip_if_unavailable
-from mlpgraph.results import RealBaseline, RealFigures, RealRefinedSelection, RealRefineEvaluation, write_record
+from mlpgraph.results import RealFigures, RealRefinedSelection, RealRefineEvaluation, write_record
 from mlpgraph.tracking import StageRun
 from mlpgraph.training_stage import load_split
 
@@ -87,29 +84,16 @@ def main(args: argparse.Namespace) -> None:
     flip, bones = params["evaluate"]["flip_test"], training_bone_lengths(train)
     protocol = {"flip_test": flip, "batch_size": params["evaluate"]["batch_size"], "device": device}
     processed_fingerprint = None if train.attrs.get("fingerprint") is None else str(train.attrs["fingerprint"])
-    baseline = real_figures(clip_mean_pose(real), real)
     fingerprint = sha256_file(mocap)
+    trained_on = data_description(params, processed_fingerprint)
+    shared = real_record_fields(experiment, mocap, fingerprint, real, flip, trained_on)
     described = stage_params(params, experiment, refinement=True)
     with StageRun("evaluate_real_refine", experiment.name, described, fingerprint) as run:
         figures = measure_selections(
             Path(args.models), lambda chosen: measure(chosen, real, experiment.pad, protocol, bones), run, logged, mocap
         )
         record = RealRefineEvaluation(
-            experiment=experiment.name,
-            model=experiment.model,
-            keypoints=experiment.keypoints,
-            frames=experiment.frames,
-            flip_test=flip,
-            file=str(mocap),
-            sha256=fingerprint,
-            layout=real.layout,
-            cameras=cameras_description(real),
-            input_2d=real.input_2d,
-            trained_on=data_description(params, processed_fingerprint),
-            clip_mean_pose=RealBaseline.from_dict({"definition": CLIP_MEAN_POSE, **baseline}),
-            refinement=experiment.refinement or {},
-            **figures,
-            mlflow_run_id=run.run_id,
+            **shared, refinement=experiment.refinement or {}, **figures, mlflow_run_id=run.run_id
         )
         write_record(out, record)
         run.log_artifact(out)

@@ -28,7 +28,7 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -45,6 +45,10 @@ from mlpgraph.evaluation.h36m import errors_mm
 from mlpgraph.evaluation.prediction import predict
 from mlpgraph.layouts import SkeletonLayout, get_layout, layout_for_joint_count, root_relative, select_joints
 from mlpgraph.models.refine import PoseRefinement
+from mlpgraph.results import DataDescription, RealBaseline
+
+if TYPE_CHECKING:
+    from mlpgraph.experiments import Experiment
 
 log = logging.getLogger(__name__)
 
@@ -268,3 +272,29 @@ def evaluate_real_mocap(
     p1, p2, count = result["P1"], result["P2"], result["num_samples"]
     log.info("real mocap, %s: P1 %.1f mm, P2 %.1f mm over %d poses", how, p1, p2, count)
     return result
+
+
+def real_record_fields(
+    experiment: Experiment, mocap: os.PathLike[str], sha256: str, real: RealMocapSet, flip_test: bool,
+    trained_on: DataDescription,
+) -> dict[str, Any]:  # fmt: skip
+    """The fields every real-mocap record shares: the experiment, the clips and how they were seen, the baseline.
+
+    Both ``evaluate_real`` and ``evaluate_real_refine`` start their record from these; the
+    clip-mean-pose baseline is computed here, once per stage.
+    """
+    baseline = real_figures(clip_mean_pose(real), real)
+    return {
+        "experiment": experiment.name,
+        "model": experiment.model,
+        "keypoints": experiment.keypoints,
+        "frames": experiment.frames,
+        "flip_test": flip_test,
+        "file": str(mocap),
+        "sha256": sha256,
+        "layout": real.layout,
+        "cameras": cameras_description(real),
+        "input_2d": real.input_2d,
+        "trained_on": trained_on,
+        "clip_mean_pose": RealBaseline.from_dict({"definition": CLIP_MEAN_POSE, **baseline}),
+    }

@@ -14,14 +14,13 @@ image size and no frame rate.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from mlpgraph.errors import UserInputError
-from mlpgraph.user_keypoints.coco import parse_entries
+from mlpgraph.user_keypoints.coco import coco_track_id, parse_entries
 from mlpgraph.user_keypoints.joint_maps import COCO17, HALPE26
-from mlpgraph.user_keypoints.people import choose_person, drop_shared_tracks, is_number, to_sequence
-from mlpgraph.user_keypoints.sequence import Keypoints2D, check_frame_number
+from mlpgraph.user_keypoints.people import choose_person, drop_shared_tracks, to_sequence
+from mlpgraph.user_keypoints.sequence import Keypoints2D
 
 # Keypoints per entry -> the skeleton read from the first of them.
 ALPHAPOSE_SKELETONS = {17: COCO17, 26: HALPE26, 133: COCO17, 136: HALPE26}
@@ -34,13 +33,7 @@ def alphapose_idx(value: Any, i: int, where: str) -> float:
     """Entry ``i``'s ``idx`` as a float (NaN: none): an integer, or the first of a list of them."""
     if isinstance(value, list):
         value = value[0] if value else None
-    if value is None:
-        return math.nan
-    if is_number(value):
-        check_frame_number(value, where, f"entry {i}: idx")
-    if not (is_number(value) and float(value).is_integer()):
-        raise UserInputError(f"{where}: entry {i}: 'idx' must be an integer or a list of integers, got {value!r:.60}")
-    return float(value)
+    return coco_track_id(value, i, where, "idx", "an integer or a list of integers")
 
 
 def read_alphapose_json(

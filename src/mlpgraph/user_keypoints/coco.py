@@ -88,14 +88,14 @@ def _entries_and_images(content: Any, where: str) -> tuple[list[Any], Any]:
     return entries, images
 
 
-def coco_track_id(value: Any, i: int, where: str) -> float:
-    """Entry ``i``'s ``track_id`` as a float (NaN: none); an integer within range."""
+def coco_track_id(value: Any, i: int, where: str, key: str = "track_id", expected: str = "an integer") -> float:
+    """Entry ``i``'s track id ``key`` as a float (NaN: none); an integer within range (``expected`` for the message)."""
     if value is None:
         return math.nan
     if is_number(value):
-        check_frame_number(value, where, f"entry {i}: track_id")
+        check_frame_number(value, where, f"entry {i}: {key}")
     if not (is_number(value) and float(value).is_integer()):
-        raise UserInputError(f"{where}: entry {i}: 'track_id' must be an integer, got {value!r}")
+        raise UserInputError(f"{where}: entry {i}: '{key}' must be {expected}, got {value!r:.60}")
     return float(value)
 
 
